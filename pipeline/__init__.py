@@ -1,0 +1,1 @@
+"""Curation pipeline: the stage runner, the ``gdt`` command line and the curation stages."""

@@ -1,0 +1,35 @@
+"""``gdt extract``: the command line of the extract stage."""
+
+from __future__ import annotations
+
+import argparse
+
+from pipeline.stage_command import add_stage_arguments, run_stage_command
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "extract",
+        help="extract ordered images and candidate groups from documents",
+        description=(
+            "Read documents (OBELICS parquet, MMC4 jsonl(.gz) or a folder of HTML pages), fetch and decode "
+            "their images in document order, store each image once, and cut candidate groups. Writes "
+            "RUN/extract/{documents,images,groups,drops}."
+        ),
+    )
+    parser.add_argument("--input", help="documents: a parquet/jsonl file, a folder of them, or of HTML pages")
+    parser.add_argument("--format", choices=["auto", "obelics", "mmc4", "html"], help="default: detected")
+    add_stage_arguments(parser)
+    parser.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from pipeline.extract.stage import ExtractStage
+
+    extra = []
+    if args.input:
+        extra.append(f"extract.input={args.input}")
+    if args.format:
+        extra.append(f"extract.format={args.format}")
+    run_stage_command(ExtractStage(), args, extra)
+    return 0

@@ -1,0 +1,35 @@
+"""Starting or joining Ray: a local cluster when none is given, the one ``RAY_ADDRESS`` names otherwise."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from manifests.config import RuntimeConfig
+
+
+def ensure_ray(runtime: RuntimeConfig) -> None:
+    """Connect this process to Ray once; later calls are no-ops."""
+    import ray
+    from ray.data import DataContext
+
+    if not ray.is_initialized():
+        if os.environ.get("RAY_ADDRESS"):
+            ray.init(address=os.environ["RAY_ADDRESS"], logging_level=logging.WARNING)
+        else:
+            # A cluster started here only listens on loopback; nothing leaves the machine.
+            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+            ray.init(
+                num_cpus=runtime.num_cpus,
+                object_store_memory=runtime.object_store_mb * 1024**2,
+                include_dashboard=False,
+                _node_ip_address="127.0.0.1",
+                logging_level=logging.WARNING,
+                configure_logging=True,
+            )
+    # Ray Data logs every execution at INFO and warns that its bars are off; the runner reports instead.
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    context = DataContext.get_current()
+    # The runner draws its own bar over parts; Ray's per-operator bars are noise around it.
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False

@@ -1,0 +1,315 @@
+"""The stage runner: the one place that turns a stage into work on Ray, with a ledger, resume and a summary.
+
+A stage (``Stage`` below) is plain Python: it plans small units of work (parts), reads a part's inputs,
+and maps them to output tables. The runner owns everything around that:
+
+- skip: a stage whose ``_manifest.json`` matches its config hash and its inputs' hashes does nothing;
+- resume: each finished part leaves a marker in ``_parts/`` written after its tables, so a killed stage
+  reruns only unfinished parts; parts of another config or other inputs are cleared first;
+- Ray: parts run as a Ray Data pipeline (tasks, or an actor pool when the stage has per-worker state such
+  as a model); ``runtime.executor=local`` runs them in this process instead;
+- progress over parts, the manifest, the resolved ``RUN/config.yaml`` and a one-screen summary.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+from manifests.config import RuntimeConfig, StageConfig
+from manifests.ledger import (
+    MANIFEST,
+    PARTS_DIR,
+    STARTED,
+    InputRef,
+    StageManifest,
+    atomic_write_bytes,
+    atomic_write_json,
+    describe_outputs,
+    part_name,
+    read_manifest,
+    write_manifest,
+    write_parquet_atomic,
+)
+from manifests.tables import part_files
+from pipeline.errors import UserError
+from pipeline.progress import PartProgress
+from pipeline.summary import print_summary
+
+
+@dataclass(frozen=True)
+class Part:
+    """One unit of work, resume and retry. ``payload`` is small and picklable (paths, row ranges)."""
+
+    index: int
+    payload: Any = None
+
+
+class Stage:
+    """Base of every stage. Subclasses set the class attributes and implement ``plan`` and ``run``."""
+
+    name: ClassVar[str]  # the stage's folder under RUN and its config section
+    Config: ClassVar[type[StageConfig]]
+    outputs: ClassVar[dict[str, pa.Schema]]  # tables written per part; always includes "drops"
+    upstream: ClassVar[tuple[str, ...]] = ()  # stage folders this stage reads
+    uses_actors: ClassVar[bool] = False  # True: ``setup`` state (a model) is built once per Ray actor
+    cpus_per_part: ClassVar[float] = 1.0
+
+    def input_refs(self, cfg: StageConfig, run: Path) -> list[InputRef]:
+        """What the outputs depend on besides the config: by default, the upstream manifests."""
+        refs = []
+        for stage in self.upstream:
+            manifest = read_manifest(run / stage)
+            if manifest is None:
+                raise UserError(f"stage {self.name!r} needs {stage!r} first: run `gdt {stage} --run {run}`")
+            refs.append(InputRef(path=stage, hash=manifest.content_hash()))
+        return refs
+
+    def plan(self, cfg: StageConfig, run: Path) -> list[Part]:
+        raise NotImplementedError
+
+    def setup(self, cfg: StageConfig) -> Any:
+        """Per-worker state (a loaded model); built once per actor when ``uses_actors``."""
+        return None
+
+    def load(self, cfg: StageConfig, run: Path, part: Part) -> Any:
+        """Read one part's inputs; by default the payload is the input."""
+        return part.payload
+
+    def run(self, cfg: StageConfig, inputs: Any, state: Any) -> dict[str, pa.Table]:
+        raise NotImplementedError
+
+    def count_in(self, inputs: Any) -> dict[str, int]:
+        """What a part consumed, for the summary (e.g. documents, references)."""
+        return {}
+
+    def finalize(self, cfg: StageConfig, run: Path) -> dict[str, Any]:
+        """A step over all finished parts (must be idempotent); returns facts for the manifest."""
+        return {}
+
+    def summary_lines(self, manifest: StageManifest) -> list[str]:
+        return []
+
+
+@dataclass
+class StageResult:
+    manifest: StageManifest
+    skipped: bool
+    parts_run: list[int] = field(default_factory=list)
+
+
+def package_version() -> str:
+    try:
+        return version("gdt")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# One part, wherever it runs
+# ---------------------------------------------------------------------------------------------------------
+
+
+def execute_part(stage: Stage, cfg: StageConfig, run: Path, part: Part, state: Any) -> dict[str, Any]:
+    """Load, run and write one part; the marker is written last so it certifies every table file."""
+    started = time.perf_counter()
+    inputs = stage.load(cfg, run, part)
+    tables = stage.run(cfg, inputs, state)
+    unknown = set(tables) - set(stage.outputs)
+    if unknown:
+        raise ValueError(f"stage {stage.name} returned tables it does not declare: {sorted(unknown)}")
+    stage_dir = run / stage.name
+    rows = {}
+    for table_name, schema in stage.outputs.items():
+        table = tables.get(table_name)
+        table = schema.empty_table() if table is None else table.select(schema.names).cast(schema)
+        write_parquet_atomic(table, stage_dir / table_name / f"{part_name(part.index)}.parquet")
+        rows[table_name] = table.num_rows
+    stats = {
+        "part": part.index,
+        "in": stage.count_in(inputs),
+        "rows": rows,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    atomic_write_json(stage_dir / PARTS_DIR / f"{part_name(part.index)}.json", stats)
+    return stats
+
+
+class _PartTask:
+    """Ray Data callable: runs parts; holds the stage's per-worker state when the stage has one."""
+
+    def __init__(self, stage: Stage, cfg: StageConfig, run: str):
+        self.stage, self.cfg, self.run = stage, cfg, Path(run)
+        self.state = stage.setup(cfg)
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        part = pickle.loads(row["part"])
+        stats = execute_part(self.stage, self.cfg, self.run, part, self.state)
+        return {"index": part.index, "stats": json.dumps(stats)}
+
+
+def _run_parts_on_ray(
+    stage: Stage,
+    cfg: StageConfig,
+    run: Path,
+    todo: list[Part],
+    runtime: RuntimeConfig,
+    progress: PartProgress,
+) -> None:
+    import ray.data
+
+    from pipeline.ray_env import ensure_ray
+
+    ensure_ray(runtime)
+    items = [{"part": pickle.dumps(p)} for p in todo]
+    dataset = ray.data.from_items(items, override_num_blocks=len(items))
+    if stage.uses_actors:
+        workers = max(1, int(ray.available_resources().get("CPU", 1) // stage.cpus_per_part))
+        dataset = dataset.map(
+            _PartTask,
+            fn_constructor_args=(stage, cfg, str(run)),
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=min(workers, len(todo))),
+            num_cpus=stage.cpus_per_part,
+        )
+    else:
+        task = _PartTask(stage, cfg, str(run))
+        dataset = dataset.map(task, num_cpus=stage.cpus_per_part)
+    for row in dataset.iter_rows():
+        progress.advance(json.loads(row["stats"]))
+
+
+def _run_parts_locally(
+    stage: Stage, cfg: StageConfig, run: Path, todo: list[Part], progress: PartProgress
+) -> None:
+    state = stage.setup(cfg)
+    for part in todo:
+        progress.advance(execute_part(stage, cfg, run, part, state))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The stage around its parts
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _clear_stage(stage_dir: Path, reason: str) -> None:
+    if stage_dir.exists():
+        print(f"{stage_dir.name}: {reason}; clearing {stage_dir} and starting over")
+        shutil.rmtree(stage_dir)
+
+
+def _record_config(run: Path, name: str, cfg: StageConfig) -> None:
+    path = run / "config.yaml"
+    data = yaml.safe_load(path.read_text()) if path.exists() else {}
+    data = data or {}
+    data[name] = cfg.model_dump(mode="json")
+    atomic_write_bytes(path, yaml.safe_dump(data, sort_keys=False).encode())
+
+
+def _finished_parts(stage_dir: Path) -> dict[int, dict[str, Any]]:
+    done = {}
+    for marker in sorted((stage_dir / PARTS_DIR).glob("part-*.json")):
+        stats = json.loads(marker.read_text())
+        done[int(stats["part"])] = stats
+    return done
+
+
+def _count_drops(run: Path, stage_name: str) -> dict[str, int]:
+    counts: Counter[str] = Counter()
+    for path in part_files(run, stage_name, "drops"):
+        reasons = pq.read_table(path, columns=["reason"]).column("reason").to_pylist()
+        counts.update(reasons)
+    return dict(sorted(counts.items()))
+
+
+def run_stage(
+    stage: Stage,
+    cfg: StageConfig,
+    run: Path,
+    runtime: RuntimeConfig | None = None,
+    *,
+    force: bool = False,
+    quiet: bool = False,
+) -> StageResult:
+    """Run ``stage`` over the run folder ``run``: skip if up to date, else resume or start its parts."""
+    runtime = runtime or RuntimeConfig()
+    run = Path(run)
+    stage_dir = run / stage.name
+    inputs = stage.input_refs(cfg, run)
+    config_hash = cfg.output_hash()
+    key = {"config_hash": config_hash, "inputs": [i.model_dump() for i in inputs]}
+
+    manifest = read_manifest(stage_dir)
+    if manifest is not None and not force:
+        if manifest.config_hash == config_hash and manifest.inputs == inputs:
+            if not quiet:
+                print_summary(manifest, up_to_date=True, extra=stage.summary_lines(manifest))
+            return StageResult(manifest=manifest, skipped=True)
+        _clear_stage(stage_dir, "config or inputs changed since the last run")
+    elif force:
+        _clear_stage(stage_dir, "--force given")
+
+    started_path = stage_dir / STARTED
+    if started_path.exists() and json.loads(started_path.read_text()) != key:
+        _clear_stage(stage_dir, "unfinished parts belong to another config or other inputs")
+    atomic_write_json(started_path, key)
+    run.mkdir(parents=True, exist_ok=True)
+    _record_config(run, stage.name, cfg)
+
+    started = time.time()
+    parts = stage.plan(cfg, run)
+    done = _finished_parts(stage_dir)
+    todo = [p for p in parts if p.index not in done]
+    progress = PartProgress(stage.name, total=len(parts), done=len(parts) - len(todo), enabled=not quiet)
+    with progress:
+        if todo and runtime.executor == "local":
+            _run_parts_locally(stage, cfg, run, todo, progress)
+        elif todo:
+            _run_parts_on_ray(stage, cfg, run, todo, runtime, progress)
+    finalize_started = time.time()
+    extra = stage.finalize(cfg, run)
+
+    stats = _finished_parts(stage_dir)
+    counts_in: Counter[str] = Counter()
+    for part_stats in stats.values():
+        counts_in.update(part_stats["in"])
+    outputs = describe_outputs(stage_dir)
+    counts_out = {
+        name: sum(o.rows or 0 for o in outputs if o.path.startswith(f"{name}/")) for name in stage.outputs
+    }
+    finished = time.time()
+    manifest = StageManifest(
+        stage=stage.name,
+        version=package_version(),
+        config=cfg.model_dump(mode="json"),
+        config_hash=config_hash,
+        inputs=inputs,
+        outputs=outputs,
+        counts_in=dict(counts_in),
+        counts_out=counts_out,
+        dropped=_count_drops(run, stage.name),
+        timings={
+            "started": started,
+            "seconds": round(finished - started, 3),
+            "finalize_seconds": round(finished - finalize_started, 3),
+        },
+        parts={"total": len(parts), "run": len(todo), "resumed": len(parts) - len(todo)},
+        extra=extra,
+    )
+    write_manifest(stage_dir, manifest)
+    if not quiet:
+        print_summary(manifest, up_to_date=False, extra=stage.summary_lines(manifest))
+    return StageResult(manifest=manifest, skipped=False, parts_run=[p.index for p in todo])
+
+
+__all__ = ["MANIFEST", "Part", "Stage", "StageResult", "execute_part", "run_stage"]

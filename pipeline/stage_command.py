@@ -1,0 +1,44 @@
+"""What every stage command shares: ``--run``, ``--config``, ``--set``, ``--force``, and running the stage.
+
+A command module builds its parser with ``add_stage_arguments`` and calls ``run_stage_command`` with its
+stage; the config is the run's ``--config`` file (or ``RUN/config.yaml`` when none is given) with
+``--set`` overrides applied, validated into the stage's typed section and ``runtime:``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from manifests.config import RuntimeConfig, StageConfig, apply_overrides, load_yaml, section
+from pipeline.runner import Stage, StageResult, run_stage
+
+
+def add_stage_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", required=True, type=Path, help="the run folder (created if missing)")
+    parser.add_argument("--config", type=Path, help="YAML config with one section per stage")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set extract.min_side=100 (repeatable)",
+    )
+    parser.add_argument("--force", action="store_true", help="redo the stage even if it is up to date")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+
+
+def stage_config(
+    args: argparse.Namespace, stage_name: str, model: type[StageConfig], extra: list[str] | None = None
+) -> tuple[StageConfig, RuntimeConfig]:
+    config_file = args.config
+    if config_file is None and (args.run / "config.yaml").exists():
+        config_file = args.run / "config.yaml"
+    data = apply_overrides(load_yaml(config_file), [*(extra or []), *args.overrides], stage_name)
+    return section(data, stage_name, model), section(data, "runtime", RuntimeConfig)
+
+
+def run_stage_command(stage: Stage, args: argparse.Namespace, extra: list[str] | None = None) -> StageResult:
+    cfg, runtime = stage_config(args, stage.name, stage.Config, extra)
+    return run_stage(stage, cfg, args.run, runtime, force=args.force, quiet=args.quiet)

@@ -1,0 +1,42 @@
+from pathlib import Path
+
+import pyarrow as pa
+
+from manifests.ledger import (
+    StageManifest,
+    atomic_write_bytes,
+    describe_outputs,
+    read_manifest,
+    write_manifest,
+    write_parquet_atomic,
+)
+
+
+def test_atomic_writes_leave_no_temporary_files(tmp_path: Path):
+    atomic_write_bytes(tmp_path / "a" / "x.bin", b"hello")
+    write_parquet_atomic(pa.table({"v": [1, 2, 3]}), tmp_path / "t" / "part-00000.parquet")
+    names = sorted(p.name for p in tmp_path.rglob("*") if p.is_file())
+    assert names == ["part-00000.parquet", "x.bin"]
+    assert (tmp_path / "a" / "x.bin").read_bytes() == b"hello"
+
+
+def test_outputs_are_described_with_rows_and_checksums_and_ledger_files_skipped(tmp_path: Path):
+    write_parquet_atomic(pa.table({"v": [1, 2, 3]}), tmp_path / "t" / "part-00000.parquet")
+    atomic_write_bytes(tmp_path / "_parts" / "part-00000.json", b"{}")
+    atomic_write_bytes(tmp_path / "model" / "metrics.json", b"{}")
+    outputs = {o.path: o for o in describe_outputs(tmp_path)}
+    assert set(outputs) == {"t/part-00000.parquet", "model/metrics.json"}
+    assert outputs["t/part-00000.parquet"].rows == 3
+    assert outputs["model/metrics.json"].rows is None
+    assert len(outputs["model/metrics.json"].sha256) == 64
+
+
+def test_manifest_round_trips_and_content_hash_ignores_timings(tmp_path: Path):
+    manifest = StageManifest(stage="s", version="1", config={"a": 1}, config_hash="h", inputs=[])
+    write_manifest(tmp_path, manifest)
+    again = read_manifest(tmp_path)
+    assert again == manifest
+    timed = manifest.model_copy(update={"timings": {"seconds": 9.0}})
+    assert timed.content_hash() == manifest.content_hash()
+    other = manifest.model_copy(update={"config_hash": "other"})
+    assert other.content_hash() != manifest.content_hash()

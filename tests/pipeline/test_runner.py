@@ -1,0 +1,155 @@
+"""The runner around a toy stage: parts, skip, resume, clearing stale parts, Ray tasks and actors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import ClassVar
+
+import pyarrow as pa
+import pytest
+
+from manifests.config import RuntimeConfig, StageConfig
+from manifests.drops import DropKind, DropReason, drop_row
+from manifests.ledger import read_manifest
+from manifests.schemas import DROPS
+from manifests.tables import read_table
+from pipeline.runner import Part, Stage, run_stage
+
+NUMBERS = pa.schema([pa.field("n", pa.int64(), nullable=False), pa.field("worker", pa.string())])
+
+
+class SquaresConfig(StageConfig):
+    parts: int = 4
+    drop_multiples_of: int = 3
+    log: str = ""  # a file that records which parts ran (runtime: not in the hash)
+    runtime_fields: ClassVar[frozenset[str]] = frozenset({"log"})
+
+
+class SquaresStage(Stage):
+    name = "squares"
+    Config = SquaresConfig
+    outputs: ClassVar[dict[str, pa.Schema]] = {"numbers": NUMBERS, "drops": DROPS}
+
+    def input_refs(self, cfg, run):
+        return []
+
+    def plan(self, cfg, run):
+        return [Part(i, list(range(i * 10, i * 10 + 10))) for i in range(cfg.parts)]
+
+    def setup(self, cfg):
+        import os
+
+        return f"pid-{os.getpid()}"
+
+    def run(self, cfg, inputs, state):
+        if cfg.log:
+            with open(cfg.log, "a") as fh:
+                fh.write(f"{inputs[0] // 10}\n")
+        kept = [n for n in inputs if n % cfg.drop_multiples_of]
+        drops = [
+            drop_row(str(n), DropKind.IMAGE, DropReason.TOO_SMALL, "multiple")
+            for n in inputs
+            if not n % cfg.drop_multiples_of
+        ]
+        return {
+            "numbers": pa.table({"n": [n * n for n in kept], "worker": [state] * len(kept)}),
+            "drops": pa.Table.from_pylist(drops, schema=DROPS),
+        }
+
+    def count_in(self, inputs):
+        return {"numbers": len(inputs)}
+
+
+class ActorSquaresStage(SquaresStage):
+    uses_actors = True
+
+
+LOCAL = RuntimeConfig(executor="local")
+
+
+def ran_parts(log: Path) -> list[int]:
+    return [int(x) for x in log.read_text().split()] if log.exists() else []
+
+
+def test_a_stage_writes_parts_manifest_and_counts(tmp_path: Path):
+    result = run_stage(SquaresStage(), SquaresConfig(), tmp_path, LOCAL, quiet=True)
+    manifest = read_manifest(tmp_path / "squares")
+    assert manifest == result.manifest
+    assert manifest.counts_in == {"numbers": 40}
+    assert manifest.counts_out == {"numbers": 26, "drops": 14}
+    assert manifest.dropped == {"too_small": 14}
+    assert manifest.parts == {"total": 4, "run": 4, "resumed": 0}
+    assert sorted(read_table(tmp_path, "squares", "numbers")["n"].to_pylist())[:3] == [1, 4, 16]
+    assert {o.path for o in manifest.outputs} >= {"numbers/part-00000.parquet", "drops/part-00003.parquet"}
+
+
+def test_an_up_to_date_stage_is_skipped_and_a_runtime_change_does_not_invalidate_it(tmp_path: Path):
+    log = tmp_path / "log.txt"
+    run_stage(SquaresStage(), SquaresConfig(log=str(log)), tmp_path / "run", LOCAL, quiet=True)
+    assert ran_parts(log) == [0, 1, 2, 3]
+    other_log = tmp_path / "other.txt"
+    result = run_stage(SquaresStage(), SquaresConfig(log=str(other_log)), tmp_path / "run", LOCAL, quiet=True)
+    assert result.skipped
+    assert ran_parts(other_log) == []
+
+
+def test_a_changed_config_redoes_the_stage(tmp_path: Path):
+    log = tmp_path / "log.txt"
+    run_stage(SquaresStage(), SquaresConfig(log=str(log)), tmp_path / "run", LOCAL, quiet=True)
+    result = run_stage(
+        SquaresStage(), SquaresConfig(log=str(log), drop_multiples_of=2), tmp_path / "run", LOCAL, quiet=True
+    )
+    assert not result.skipped
+    assert ran_parts(log) == [0, 1, 2, 3, 0, 1, 2, 3]
+    assert result.manifest.dropped == {"too_small": 20}
+
+
+def test_an_interrupted_stage_resumes_only_unfinished_parts(tmp_path: Path):
+    run = tmp_path / "run"
+    log = tmp_path / "log.txt"
+    full = run_stage(SquaresStage(), SquaresConfig(), tmp_path / "full", LOCAL, quiet=True)
+    run_stage(SquaresStage(), SquaresConfig(log=str(log)), run, LOCAL, quiet=True)
+    # Simulate a kill after two parts: remove the manifest and the last two parts' markers.
+    (run / "squares" / "_manifest.json").unlink()
+    for index in (2, 3):
+        (run / "squares" / "_parts" / f"part-0000{index}.json").unlink()
+    marker = run / "squares" / "_parts" / "part-00000.json"
+    before = marker.stat().st_mtime_ns
+    result = run_stage(SquaresStage(), SquaresConfig(log=str(log)), run, LOCAL, quiet=True)
+    assert ran_parts(log) == [0, 1, 2, 3, 2, 3]
+    assert result.parts_run == [2, 3]
+    assert marker.stat().st_mtime_ns == before
+    assert [o.sha256 for o in result.manifest.outputs] == [o.sha256 for o in full.manifest.outputs]
+
+
+def test_parts_of_another_config_are_cleared_before_resuming(tmp_path: Path):
+    run = tmp_path / "run"
+    run_stage(SquaresStage(), SquaresConfig(), run, LOCAL, quiet=True)
+    (run / "squares" / "_manifest.json").unlink()
+    result = run_stage(SquaresStage(), SquaresConfig(drop_multiples_of=2), run, LOCAL, quiet=True)
+    assert result.parts_run == [0, 1, 2, 3]
+    assert result.manifest.dropped == {"too_small": 20}
+
+
+def test_a_stage_returning_an_undeclared_table_fails_loudly(tmp_path: Path):
+    class Sloppy(SquaresStage):
+        def run(self, cfg, inputs, state):
+            return {"numbers": pa.table({"n": [1], "worker": ["x"]}), "extra": pa.table({"a": [1]})}
+
+    with pytest.raises(ValueError, match="extra"):
+        run_stage(Sloppy(), SquaresConfig(), tmp_path, LOCAL, quiet=True)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("stage", [SquaresStage(), ActorSquaresStage()], ids=["tasks", "actors"])
+def test_on_ray_the_tables_equal_the_local_run(tmp_path: Path, ray_cluster, stage):
+    local = run_stage(stage, SquaresConfig(parts=6), tmp_path / "local", LOCAL, quiet=True)
+    on_ray = run_stage(stage, SquaresConfig(parts=6), tmp_path / "ray", RuntimeConfig(), quiet=True)
+    numbers = read_table(tmp_path / "ray", "squares", "numbers")
+    assert sorted(numbers["n"].to_pylist()) == sorted(
+        read_table(tmp_path / "local", "squares", "numbers")["n"].to_pylist()
+    )
+    assert on_ray.manifest.counts_out == local.manifest.counts_out
+    markers = sorted((tmp_path / "ray" / "squares" / "_parts").glob("*.json"))
+    assert [json.loads(m.read_text())["part"] for m in markers] == list(range(6))
