@@ -53,7 +53,9 @@ def write_parquet_atomic(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_path(path)
     try:
-        pq.write_table(table, tmp, compression="zstd")
+        # Image bytes are already compressed: zstd over them costs CPU and saves nothing.
+        compression = {f.name: "none" if pa.types.is_binary(f.type) else "zstd" for f in table.schema}
+        pq.write_table(table, tmp, compression=compression)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

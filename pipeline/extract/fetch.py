@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import socket
+import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -127,15 +128,25 @@ class Fetcher:
     def __init__(self, cfg: ExtractConfig):
         self.cfg = cfg
         self.policy = AddressPolicy(cfg)
-        self.client = httpx.Client(
-            follow_redirects=False,
-            timeout=httpx.Timeout(cfg.timeout_s),
-            headers={"User-Agent": cfg.user_agent, "Accept": "image/*"},
-            trust_env=False,
-        )
+        self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> httpx.Client:
+        """Made on first use: most parts of a local corpus never fetch a URL."""
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(
+                    follow_redirects=False,
+                    timeout=httpx.Timeout(self.cfg.timeout_s),
+                    headers={"User-Agent": self.cfg.user_agent, "Accept": "image/*"},
+                    trust_env=False,
+                )
+            return self._client
 
     def close(self) -> None:
-        self.client.close()
+        if self._client is not None:
+            self._client.close()
 
     def fetch(self, target: Target) -> bytes | FetchFailure:
         if target.kind == "data":
