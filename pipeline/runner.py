@@ -13,6 +13,7 @@ and maps them to output tables. The runner owns everything around that:
 
 from __future__ import annotations
 
+import errno
 import json
 import pickle
 import shutil
@@ -43,7 +44,7 @@ from manifests.ledger import (
     write_parquet_atomic,
 )
 from manifests.tables import part_files
-from pipeline.errors import UserError
+from pipeline.errors import StorageFullError, UserError
 from pipeline.progress import PartProgress
 from pipeline.summary import print_summary
 
@@ -65,6 +66,7 @@ class Stage:
     upstream: ClassVar[tuple[str, ...]] = ()  # stage folders this stage reads
     uses_actors: ClassVar[bool] = False  # True: ``setup`` state (a model) is built once per Ray actor
     cpus_per_part: ClassVar[float] = 1.0
+    keeps: ClassVar[tuple[str, ...]] = ()  # folders in the stage folder that other commands write
 
     def input_refs(self, cfg: StageConfig, run: Path) -> list[InputRef]:
         """What the outputs depend on besides the config: by default, the upstream manifests."""
@@ -131,18 +133,26 @@ def execute_part(stage: Stage, cfg: StageConfig, run: Path, part: Part, state: A
         raise ValueError(f"stage {stage.name} returned tables it does not declare: {sorted(unknown)}")
     stage_dir = run / stage.name
     rows = {}
-    for table_name, schema in stage.outputs.items():
-        table = tables.get(table_name)
-        table = schema.empty_table() if table is None else table.select(schema.names).cast(schema)
-        write_parquet_atomic(table, stage_dir / table_name / f"{part_name(part.index)}.parquet")
-        rows[table_name] = table.num_rows
-    stats = {
-        "part": part.index,
-        "in": stage.count_in(inputs),
-        "rows": rows,
-        "seconds": round(time.perf_counter() - started, 3),
-    }
-    atomic_write_json(stage_dir / PARTS_DIR / f"{part_name(part.index)}.json", stats)
+    try:
+        for table_name, schema in stage.outputs.items():
+            table = tables.get(table_name)
+            table = schema.empty_table() if table is None else table.select(schema.names).cast(schema)
+            write_parquet_atomic(table, stage_dir / table_name / f"{part_name(part.index)}.parquet")
+            rows[table_name] = table.num_rows
+        stats = {
+            "part": part.index,
+            "in": stage.count_in(inputs),
+            "rows": rows,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+        atomic_write_json(stage_dir / PARTS_DIR / f"{part_name(part.index)}.json", stats)
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFullError(
+                f"no space left writing {stage_dir} ({err.strerror}); finished parts are kept: "
+                "free some space and run the same command again to resume"
+            ) from None
+        raise
     return stats
 
 
@@ -155,8 +165,12 @@ class _PartTask:
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         part = pickle.loads(row["part"])
-        stats = execute_part(self.stage, self.cfg, self.run, part, self.state)
-        return {"index": part.index, "stats": json.dumps(stats)}
+        try:
+            stats = execute_part(self.stage, self.cfg, self.run, part, self.state)
+        except UserError as err:
+            # Travels back as a value: Ray would bury it in wrapped tracebacks the user need not read.
+            return {"index": part.index, "stats": "", "error": pickle.dumps(err)}
+        return {"index": part.index, "stats": json.dumps(stats), "error": b""}
 
 
 def _run_parts_on_ray(
@@ -185,8 +199,14 @@ def _run_parts_on_ray(
     else:
         task = _PartTask(stage, cfg, str(run))
         dataset = dataset.map(task, num_cpus=stage.cpus_per_part)
+    errors = []
     for row in dataset.iter_rows():
-        progress.advance(json.loads(row["stats"]))
+        if row["error"]:
+            errors.append(row["error"])
+        else:
+            progress.advance(json.loads(row["stats"]))
+    if errors:
+        raise pickle.loads(errors[0])
 
 
 def _run_parts_locally(
@@ -202,10 +222,12 @@ def _run_parts_locally(
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _clear_stage(stage_dir: Path, reason: str) -> None:
+def _clear_stage(stage_dir: Path, reason: str, keeps: tuple[str, ...] = ()) -> None:
     if stage_dir.exists():
         print(f"{stage_dir.name}: {reason}; clearing {stage_dir} and starting over")
-        shutil.rmtree(stage_dir)
+        for path in stage_dir.iterdir():
+            if path.name not in keeps:
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def _record_config(run: Path, name: str, cfg: StageConfig) -> None:
@@ -255,13 +277,13 @@ def run_stage(
             if not quiet:
                 print_summary(manifest, up_to_date=True, extra=stage.summary_lines(manifest))
             return StageResult(manifest=manifest, skipped=True)
-        _clear_stage(stage_dir, "config or inputs changed since the last run")
+        _clear_stage(stage_dir, "config or inputs changed since the last run", stage.keeps)
     elif force:
-        _clear_stage(stage_dir, "--force given")
+        _clear_stage(stage_dir, "--force given", stage.keeps)
 
     started_path = stage_dir / STARTED
     if started_path.exists() and json.loads(started_path.read_text()) != key:
-        _clear_stage(stage_dir, "unfinished parts belong to another config or other inputs")
+        _clear_stage(stage_dir, "unfinished parts belong to another config or other inputs", stage.keeps)
     atomic_write_json(started_path, key)
     run.mkdir(parents=True, exist_ok=True)
     _record_config(run, stage.name, cfg)

@@ -153,3 +153,33 @@ def test_on_ray_the_tables_equal_the_local_run(tmp_path: Path, ray_cluster, stag
     assert on_ray.manifest.counts_out == local.manifest.counts_out
     markers = sorted((tmp_path / "ray" / "squares" / "_parts").glob("*.json"))
     assert [json.loads(m.read_text())["part"] for m in markers] == list(range(6))
+
+
+class CrashOnceConfig(SquaresConfig):
+    crash_flag: str = ""
+    runtime_fields: ClassVar[frozenset[str]] = frozenset({"log", "crash_flag"})
+
+
+class CrashOnceStage(SquaresStage):
+    """Kills its own Ray worker process the first time it runs part 2."""
+
+    Config = CrashOnceConfig
+
+    def run(self, cfg, inputs, state):
+        import os
+        import signal
+
+        flag = Path(cfg.crash_flag)
+        if inputs[0] // 10 == 2 and not flag.exists():
+            flag.write_text("crashed once")
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().run(cfg, inputs, state)
+
+
+@pytest.mark.integration
+def test_a_ray_worker_killed_mid_task_is_retried_without_duplicates(tmp_path: Path, ray_cluster):
+    cfg = CrashOnceConfig(parts=4, crash_flag=str(tmp_path / "flag"))
+    result = run_stage(CrashOnceStage(), cfg, tmp_path / "run", RuntimeConfig(), quiet=True)
+    assert (tmp_path / "flag").read_text() == "crashed once"
+    numbers = read_table(tmp_path / "run", "squares", "numbers")["n"].to_pylist()
+    assert len(numbers) == len(set(numbers)) == result.manifest.counts_out["numbers"] == 26

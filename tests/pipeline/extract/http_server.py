@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 from . import badimages
 
@@ -20,7 +21,7 @@ def slow_image(index: int) -> bytes:
 
 
 class Handler(BaseHTTPRequestHandler):
-    hits: dict[str, int] = {}
+    hits: ClassVar[dict[str, int]] = {}
     hang_seconds = 5.0
 
     def log_message(self, *args) -> None:

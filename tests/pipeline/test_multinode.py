@@ -1,0 +1,86 @@
+"""The same commands against a Ray cluster of two nodes (a head and a worker, both on this machine)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from manifests.tables import read_table
+
+REPO = Path(__file__).resolve().parents[2]
+RAY = str(Path(sys.executable).with_name("ray"))
+COMMON = ["--node-ip-address=127.0.0.1", "--disable-usage-stats", "--num-cpus=1", "--block",
+          "--object-store-memory=200000000"]  # fmt: skip
+
+
+def _start(args: list[str], log: Path) -> subprocess.Popen:
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    env.pop("RAY_ADDRESS", None)
+    with open(log, "w") as fh:
+        return subprocess.Popen([RAY, "start", *args, *COMMON], stdout=fh, stderr=subprocess.STDOUT,
+                                env=env, start_new_session=True)  # fmt: skip
+
+
+def _wait_for_nodes(address: str, count: int, timeout: float = 120) -> None:
+    probe = f"import ray; ray.init(address='{address}'); print(len([n for n in ray.nodes() if n['Alive']]))"
+    deadline = time.monotonic() + timeout
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    while time.monotonic() < deadline:
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+        if out.returncode == 0 and out.stdout.strip().splitlines()[-1:] == [str(count)]:
+            return
+        time.sleep(2)
+    raise TimeoutError(f"the Ray cluster at {address} did not reach {count} nodes")
+
+
+@pytest.fixture(scope="module")
+def two_node_cluster(tmp_path_factory) -> Iterator[str]:
+    logs = tmp_path_factory.mktemp("ray-logs")
+    port = 6390 + os.getpid() % 500
+    address = f"127.0.0.1:{port}"
+    head = _start(["--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={logs / 'tmp'}"],
+                  logs / "head.log")  # fmt: skip
+    processes = [head]
+    try:
+        time.sleep(3)
+        processes.append(_start([f"--address={address}"], logs / "worker.log"))
+        _wait_for_nodes(address, 2)
+        yield address
+    finally:
+        for process in reversed(processes):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def gdt(address: str, *args: str) -> None:
+    env = {**os.environ, "RAY_ADDRESS": address, "RAY_AUTH_MODE": "disabled"}
+    subprocess.run([sys.executable, "-m", "pipeline.cli", *args, "--quiet"], cwd=REPO, env=env, check=True,
+                   timeout=600)  # fmt: skip
+
+
+def rows(run: Path, stage: str, table: str, key: str) -> list[dict]:
+    data = read_table(run, stage, table)
+    if "bytes" in data.column_names:
+        data = data.drop_columns(["bytes"])
+    return sorted(data.to_pylist(), key=lambda r: r[key])
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_stages_on_two_nodes_give_the_same_tables_as_the_local_run(
+    two_node_cluster, sample_corpus, sample_run, tmp_path
+):
+    run = tmp_path / "run"
+    gdt(two_node_cluster, "extract", "--input", str(sample_corpus / "documents.parquet"), "--run", str(run))
+    keys = {"documents": "doc_id", "images": "image_id", "groups": "group_id", "drops": "id"}
+    for table, key in keys.items():
+        assert rows(run, "extract", table, key) == rows(sample_run, "extract", table, key), table

@@ -1,0 +1,418 @@
+"""The sample corpus: deterministic, the same documents in three formats, and a truth file that holds.
+
+One corpus is built per module; each test reads it with its own small readers (not the project's), so a
+mistake in the corpus cannot hide behind the same mistake in `extract`. One test then runs the real
+extract code over all three formats and compares its groups with the truth.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import io
+import itertools
+import json
+import math
+import os
+import subprocess
+import sys
+from collections import Counter
+from html.parser import HTMLParser
+from pathlib import Path
+
+import imagehash
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from pipeline.errors import UserError
+from pipeline.sample_corpus import build, documents, truth
+
+MIN_SIDE, MAX_ASPECT, MAX_GAP, MIN_GROUP, MAX_GROUP = 150, 2.0, 1000, 2, 8
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build(tmp_path_factory.mktemp("sample") / "corpus")
+
+
+@pytest.fixture(scope="module")
+def truth_json(corpus: Path) -> dict:
+    return json.loads((corpus / "truth.json").read_text())
+
+
+def _hashes(root: Path) -> dict[str, str]:
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Independent readers of the three formats: each gives {url: [("text", str) | ("image", bytes | None)]}
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _load(ref: str, folder: Path) -> bytes | None:
+    if ref.startswith("data:"):
+        return base64.b64decode(ref.split(",", 1)[1])
+    path = (folder / ref).resolve()
+    return path.read_bytes() if path.is_file() else None
+
+
+def _read_obelics(corpus: Path) -> dict[str, list]:
+    out = {}
+    for row in pq.read_table(corpus / "documents.parquet").to_pylist():
+        assert len(row["texts"]) == len(row["images"])
+        assert all((t is None) != (i is None) for t, i in zip(row["texts"], row["images"], strict=True))
+        meta = json.loads(row["metadata"])
+        assert len(meta) == len(row["images"])
+        url = json.loads(row["general_metadata"])["url"]
+        out[url] = [
+            ("text", t) if t is not None else ("image", _load(i, corpus))
+            for t, i in zip(row["texts"], row["images"], strict=True)
+        ]
+    return out
+
+
+def _read_mmc4(corpus: Path) -> dict[str, list]:
+    out = {}
+    with gzip.open(corpus / "documents.jsonl.gz", "rt", encoding="utf-8") as fh:
+        for line in fh:
+            rec = json.loads(line)
+            # a stable sort: ties keep list order
+            infos = sorted(rec["image_info"], key=lambda i: i["matched_text_index"])
+            assert len(rec["similarity_matrix"]) == len(infos)
+            blocks: list = []
+            for index, text in enumerate(rec["text_list"]):
+                blocks += [
+                    ("image", _load(i["raw_url"], corpus)) for i in infos if i["matched_text_index"] == index
+                ]
+                blocks.append(("text", text))
+            out[rec["url"]] = blocks
+    return out
+
+
+class _Page(HTMLParser):
+    """Just enough HTML: canonical link, <p> text, and <img> with the variants the corpus writes."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.url, self.blocks, self.in_p, self.picture_source = None, [], False, None
+        self.variants: list[tuple[str, dict]] = []
+
+    def handle_starttag(self, tag: str, attr_list: list) -> None:
+        attrs = dict(attr_list)
+        if tag == "link" and attrs.get("rel") == "canonical":
+            self.url = attrs["href"]
+        elif tag == "p":
+            self.in_p = True
+            self.blocks.append(["text", ""])
+        elif tag == "source":
+            self.picture_source = attrs["srcset"]
+        elif tag == "img":
+            ref = attrs.get("data-src") or attrs["src"]
+            self.blocks.append(["image", ref])
+            if "data-src" in attrs:
+                self.variants.append(("lazy", attrs))
+            elif "srcset" in attrs:
+                self.variants.append(("srcset", attrs))
+            elif self.picture_source is not None:
+                self.variants.append(("picture", {**attrs, "source": self.picture_source}))
+
+    def handle_endtag(self, tag: str) -> None:
+        self.in_p = self.in_p and tag != "p"
+        if tag == "picture":
+            self.picture_source = None
+
+    def handle_data(self, data: str) -> None:
+        if self.in_p:
+            self.blocks[-1][1] += data
+
+
+def _parse_pages(corpus: Path) -> list[_Page]:
+    pages = []
+    for page in sorted((corpus / "html").glob("*.html")):
+        parser = _Page()
+        parser.feed(page.read_text(encoding="utf-8"))
+        pages.append(parser)
+    return pages
+
+
+def _read_html(corpus: Path) -> dict[str, list]:
+    folder = corpus / "html"
+    return {
+        p.url: [("text", v) if kind == "text" else ("image", _load(v, folder)) for kind, v in p.blocks]
+        for p in _parse_pages(corpus)
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The extract rules, restated from the brief, to check the truth against the files themselves
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _kept(data: bytes | None) -> bool:
+    if data is None:
+        return False
+    try:
+        img = Image.open(io.BytesIO(data))
+        img.load()
+    except Exception:
+        return False
+    w, h = img.size
+    return min(w, h) >= MIN_SIDE and max(w, h) <= MAX_ASPECT * min(w, h)
+
+
+def _candidate_groups(blocks: list) -> list[list[int]]:
+    runs: list[list[int]] = []
+    gap, position, started = 0, 0, False
+    for kind, value in blocks:
+        if kind == "text":
+            gap += len(value)
+            continue
+        if _kept(value):
+            if started and gap <= MAX_GAP:
+                runs[-1].append(position)
+            else:
+                runs.append([position])
+            started, gap = True, 0
+        position += 1
+    groups = []
+    for run in runs:
+        if len(run) < MIN_GROUP:
+            continue
+        count = math.ceil(len(run) / MAX_GROUP)
+        base, extra = divmod(len(run), count)
+        start = 0
+        for i in range(count):
+            size = base + (i < extra)
+            groups.append(run[start : start + size])
+            start += size
+    return groups
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Tests
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_same_seed_gives_identical_files_across_processes(corpus: Path, tmp_path: Path) -> None:
+    # a second build through the command module, in a fresh interpreter with another hash seed
+    out = tmp_path / "again"
+    script = (
+        "import argparse, sys\n"
+        "from pipeline.sample_corpus import command\n"
+        "parser = argparse.ArgumentParser()\n"
+        "command.register(parser.add_subparsers())\n"
+        "args = parser.parse_args(sys.argv[1:])\n"
+        "sys.exit(args.func(args))\n"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    done = subprocess.run(
+        [sys.executable, "-c", script, "sample-corpus", str(out), "--seed", "0"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    assert _hashes(out) == _hashes(corpus)
+    assert "good" in done.stdout and "documents" in done.stdout
+
+
+@pytest.mark.slow
+def test_another_seed_gives_another_corpus(truth_json: dict) -> None:
+    other = truth.truth(documents.plan(seed=1))
+    assert other["seed"] == 1
+    assert [d["image_refs"] for d in other["documents"]] != [d["image_refs"] for d in truth_json["documents"]]
+
+
+def test_three_formats_hold_the_same_documents(corpus: Path, truth_json: dict) -> None:
+    obelics, mmc4, pages = _read_obelics(corpus), _read_mmc4(corpus), _read_html(corpus)
+    urls = [d["url"] for d in truth_json["documents"]]
+    assert list(obelics) == urls == list(mmc4)
+    assert sorted(pages) == sorted(urls)
+    for url in urls:
+        assert obelics[url] == mmc4[url] == pages[url], url
+        assert obelics[url][-1][0] == "text"  # MMC4 anchors an image on the text after it
+    for doc in truth_json["documents"]:
+        images = [v for kind, v in obelics[doc["url"]] if kind == "image"]
+        assert len(images) == doc["n_image_refs"] == len(doc["image_refs"])
+        assert images == [_load(ref, corpus) for ref in doc["image_refs"]]
+        assert doc["url"] == f"https://sample.gdt/{doc['slug']}"
+
+
+def test_html_variants_resolve_to_the_same_image(corpus: Path) -> None:
+    seen = Counter()
+    for page in _parse_pages(corpus):
+        for kind, attrs in page.variants:
+            seen[kind] += 1
+            if kind == "lazy":
+                assert attrs["src"].startswith("data:image/gif;base64,") and len(attrs["src"]) < 200
+            elif kind == "picture":
+                assert attrs["source"] == attrs["src"]
+            else:
+                candidates = [c.split() for c in attrs["srcset"].split(",")]
+                largest = max(candidates, key=lambda c: int(c[1].rstrip("w")))
+                assert largest[0] == attrs["src"]
+                assert all((corpus / "html" / c[0]).resolve().is_file() for c in candidates)
+    assert min(seen["lazy"], seen["picture"], seen["srcset"]) >= 5, seen
+
+
+def test_truth_groups_are_exactly_the_candidate_groups(corpus: Path, truth_json: dict) -> None:
+    blocks = _read_obelics(corpus)
+    expected = {(g["doc_url"], tuple(g["positions"])) for g in truth_json["groups"]}
+    found = {(url, tuple(group)) for url, doc in blocks.items() for group in _candidate_groups(doc)}
+    assert found == expected
+    assert len(expected) == len(truth_json["groups"])
+    # the specimen page holds a run of ten kept glyphs, split into two windows of five
+    specimen = [
+        g["positions"] for g in truth_json["groups"] if g["doc_url"].endswith("font-specimen-dejavuserif")
+    ]
+    assert [len(p) for p in specimen] == [5, 5]
+
+
+def test_broken_references_are_the_planted_ones(corpus: Path, truth_json: dict) -> None:
+    docs = {d["url"]: d for d in truth_json["documents"]}
+    broken = {(b["doc_url"], b["position"]): b["kind"] for b in truth_json["broken_references"]}
+    assert set(broken.values()) == {"missing", "truncated", "not_image", "svg"}
+    grouped = {(g["doc_url"], p) for g in truth_json["groups"] for p in g["positions"]}
+    for doc in docs.values():
+        for position, ref in enumerate(doc["image_refs"]):
+            data = _load(ref, corpus)
+            kind = broken.get((doc["url"], position))
+            if kind == "missing":
+                assert data is None
+            else:
+                assert data is not None, ref
+            if kind is not None:
+                assert not _kept(data) and (doc["url"], position) not in grouped
+    # broken references sit inside runs: the group's positions step over them
+    inside = [
+        b for b in truth_json["broken_references"]
+        if any(g["doc_url"] == b["doc_url"] and g["positions"][0] < b["position"] < g["positions"][-1]
+               for g in truth_json["groups"])
+    ]  # fmt: skip
+    assert len(inside) >= 12
+
+
+def test_every_image_file_is_referenced(corpus: Path, truth_json: dict) -> None:
+    referenced = {
+        ref for d in truth_json["documents"] for ref in d["image_refs"] if not ref.startswith("data:")
+    }
+    srcset_small = {
+        (corpus / "html" / c.split()[0]).resolve().relative_to(corpus).as_posix()
+        for page in _parse_pages(corpus)
+        for kind, attrs in page.variants
+        if kind == "srcset"
+        for c in attrs["srcset"].split(",")
+    }
+    on_disk = {p.relative_to(corpus).as_posix() for p in (corpus / "images").iterdir()}
+    missing = {r for r in referenced if not (corpus / r).exists()}
+    assert len(missing) == sum(b["kind"] == "missing" for b in truth_json["broken_references"])
+    assert on_disk == (referenced | srcset_small) - missing
+    assert all(r.startswith("images/") and "/" not in r[len("images/") :] for r in referenced)
+    assert any(
+        ref.startswith("data:image/png;base64,") for d in truth_json["documents"] for ref in d["image_refs"]
+    )
+
+
+def _phash(corpus: Path, ref: str) -> imagehash.ImageHash:
+    data = _load(ref, corpus)
+    assert data is not None
+    return imagehash.phash(Image.open(io.BytesIO(data)))
+
+
+def test_near_duplicates_are_close_and_unrelated_groups_are_not(corpus: Path, truth_json: dict) -> None:
+    pairs = truth_json["near_duplicate_images"]
+    assert len(pairs) >= 20
+    for a, b in pairs:
+        assert a != b and _kept(_load(a, corpus)) and _kept(_load(b, corpus))
+        assert _phash(corpus, a) - _phash(corpus, b) <= 10, (a, b)
+    docs = {d["url"]: d for d in truth_json["documents"]}
+    bad = [g for g in truth_json["groups"] if g["category"] in ("unrelated", "mixed")]
+    assert len(bad) >= 30
+    for g in bad:
+        hashes = [_phash(corpus, docs[g["doc_url"]]["image_refs"][p]) for p in g["positions"]]
+        assert min(a - b for a, b in itertools.combinations(hashes, 2)) >= 16, g
+
+
+def test_duplicate_groups_boilerplate_and_shared_original(truth_json: dict) -> None:
+    docs = {d["url"]: d for d in truth_json["documents"]}
+    groups = {(g["doc_url"], tuple(g["positions"])): g for g in truth_json["groups"]}
+    near = {tuple(p) for p in truth_json["near_duplicate_images"]}
+    kinds = Counter()
+    for a, b in truth_json["duplicate_groups"]:
+        ga, gb = groups[a["doc_url"], tuple(a["positions"])], groups[b["doc_url"], tuple(b["positions"])]
+        assert a["doc_url"] != b["doc_url"] and ga["category"] == gb["category"]
+        refs_a = [docs[a["doc_url"]]["image_refs"][p] for p in a["positions"]]
+        refs_b = [docs[b["doc_url"]]["image_refs"][p] for p in b["positions"]]
+        same = refs_a == refs_b
+        assert same or all(tuple(sorted(pair)) in near for pair in zip(refs_a, refs_b, strict=True))
+        kinds["exact" if same else "near"] += 1
+    assert kinds["exact"] >= 3 and kinds["near"] >= 5
+
+    (logo,) = truth_json["boilerplate_images"]
+    with_logo = [d for d in docs.values() if logo in d["image_refs"]]
+    assert len(with_logo) >= 20
+    in_groups = [docs[g["doc_url"]]["image_refs"][p] for g in truth_json["groups"] for p in g["positions"]]
+    assert logo not in in_groups
+
+    (shared,) = truth_json["shared_originals"]
+    edit_groups = [
+        frozenset(docs[g["doc_url"]]["image_refs"][p] for p in g["positions"])
+        for g in truth_json["groups"]
+        if g["category"] == "edit" and shared in [docs[g["doc_url"]]["image_refs"][p] for p in g["positions"]]
+    ]
+    assert len(set(edit_groups)) >= 8  # eight different edit pairs (a re-post may repeat one)
+
+
+def test_corpus_size_and_mix(corpus: Path, truth_json: dict) -> None:
+    n_docs, n_files = len(truth_json["documents"]), len(list((corpus / "images").iterdir()))
+    assert 150 <= n_docs <= 220 and 600 <= n_files <= 900
+    assert sum(p.stat().st_size for p in corpus.rglob("*") if p.is_file()) < 30 * 1024**2
+    categories = Counter((g["label"], g["category"]) for g in truth_json["groups"])
+    for key in [("good", "font"), ("good", "edit"), ("good", "multiview"), ("good", "series"),
+                ("bad", "unrelated"), ("bad", "mixed")]:  # fmt: skip
+        assert categories[key] >= 5, categories
+    no_group = {d["url"] for d in truth_json["documents"]} - {g["doc_url"] for g in truth_json["groups"]}
+    assert len(no_group) >= 10  # the icon-only pages
+    names = [p.suffix for p in (corpus / "images").iterdir()]
+    assert names.count(".jpg") > names.count(".png") > 50
+
+
+def test_extract_finds_the_truth_groups_in_every_format(corpus: Path, truth_json: dict) -> None:
+    from pipeline.extract.config import ExtractConfig
+    from pipeline.extract.readers import plan_parts, read_part
+    from pipeline.extract.stage import doc_id_of, extract_documents
+
+    expected = {(doc_id_of(g["doc_url"]), tuple(g["positions"])) for g in truth_json["groups"]}
+    results = []
+    for fmt, path in (("obelics", "documents.parquet"), ("mmc4", "documents.jsonl.gz"), ("html", "html")):
+        cfg = ExtractConfig(input=str(corpus / path), format=fmt)
+        docs = [doc for spec in plan_parts(corpus / path, fmt, 1000) for doc in read_part(spec)]
+        groups = extract_documents(docs, cfg, corpus)["groups"].to_pylist()
+        assert {(g["doc_id"], tuple(g["positions"])) for g in groups} == expected, fmt
+        results.append(sorted((g["group_id"], tuple(g["image_ids"])) for g in groups))
+    assert results[0] == results[1] == results[2]
+
+
+@pytest.mark.slow
+def test_rebuild_replaces_an_earlier_corpus(tmp_path: Path) -> None:
+    out = tmp_path / "corpus"
+    out.mkdir()
+    (out / "truth.json").write_text(json.dumps({"generator": truth.GENERATOR, "seed": 9}))
+    (out / "images").mkdir()
+    (out / "images" / "stale.jpg").write_bytes(b"old")
+    build(out)
+    assert json.loads((out / "truth.json").read_text())["seed"] == 0
+    assert not (out / "images" / "stale.jpg").exists()
+
+
+def test_refuses_a_folder_that_is_not_a_corpus(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(UserError, match="not empty"):
+        build(tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+    assert [p.name for p in tmp_path.parent.iterdir() if p.name.startswith(f".{tmp_path.name}.")] == []
