@@ -92,6 +92,12 @@ class Stage:
     def run(self, cfg: StageConfig, inputs: Any, state: Any) -> dict[str, pa.Table]:
         raise NotImplementedError
 
+    def write(self, cfg: StageConfig, inputs: Any, state: Any, stage_dir: Path) -> dict[str, pa.Table]:
+        """For stages whose output format is files of their own (tar shards, a model): write them under
+        ``stage_dir`` (temporary name, then rename; same bytes for the same part) and return the part's
+        tables as ``run`` does. The part's marker, written after, then certifies those files too."""
+        return self.run(cfg, inputs, state)
+
     def count_in(self, inputs: Any) -> dict[str, int]:
         """What a part consumed, for the summary (e.g. documents, references)."""
         return {}
@@ -127,11 +133,11 @@ def execute_part(stage: Stage, cfg: StageConfig, run: Path, part: Part, state: A
     """Load, run and write one part; the marker is written last so it certifies every table file."""
     started = time.perf_counter()
     inputs = stage.load(cfg, run, part)
-    tables = stage.run(cfg, inputs, state)
+    stage_dir = run / stage.name
+    tables = stage.write(cfg, inputs, state, stage_dir)
     unknown = set(tables) - set(stage.outputs)
     if unknown:
         raise ValueError(f"stage {stage.name} returned tables it does not declare: {sorted(unknown)}")
-    stage_dir = run / stage.name
     rows = {}
     try:
         for table_name, schema in stage.outputs.items():
@@ -230,7 +236,7 @@ def _clear_stage(stage_dir: Path, reason: str, keeps: tuple[str, ...] = ()) -> N
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-def _record_config(run: Path, name: str, cfg: StageConfig) -> None:
+def record_config(run: Path, name: str, cfg: StageConfig) -> None:
     path = run / "config.yaml"
     data = yaml.safe_load(path.read_text()) if path.exists() else {}
     data = data or {}
@@ -286,7 +292,7 @@ def run_stage(
         _clear_stage(stage_dir, "unfinished parts belong to another config or other inputs", stage.keeps)
     atomic_write_json(started_path, key)
     run.mkdir(parents=True, exist_ok=True)
-    _record_config(run, stage.name, cfg)
+    record_config(run, stage.name, cfg)
 
     started = time.time()
     parts = stage.plan(cfg, run)
@@ -334,4 +340,4 @@ def run_stage(
     return StageResult(manifest=manifest, skipped=False, parts_run=[p.index for p in todo])
 
 
-__all__ = ["MANIFEST", "Part", "Stage", "StageResult", "execute_part", "run_stage"]
+__all__ = ["MANIFEST", "Part", "Stage", "StageResult", "execute_part", "record_config", "run_stage"]
