@@ -1,0 +1,312 @@
+"""Train a group diffusion transformer: one `main(cfg)` from setup to the last checkpoint.
+
+Batches (from `training.data.group_loader` or any iterable with the same contract) hold B groups of n
+images each: images (B, n, 3, H, W) in [-1, 1] and captions list[list[str]]. Inside the step everything
+is one row per image (B*n rows); the transformer's group attention regroups rows by the shared context.
+Outputs under `cfg.out_dir`: checkpoints/ (exact resume), samples/step-N.png (validation grids),
+log.jsonl (loss, lr, samples/s, MFU per step), config.yaml.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterable, Iterator
+from functools import partial
+from itertools import islice
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+
+from training import checkpoint as ckpt
+from training.config import DataConfig, TrainConfig, dump_train_config
+from training.ema import EMA
+from training.encode import Encoders
+from training.group_attention import GroupContext, enable_group_attention
+from training.mfu import TRAIN_FLOPS_PER_FORWARD, forward_flops, mfu, peak_flops
+from training.models import TextEmbeddings, build_text_encoder, build_transformer, build_vae
+from training.objective import Denoiser, build_objective, drop_captions, per_image_loss
+from training.references import apply_references, sample_references
+from training.sampling import sample_groups, save_group_images
+
+DTYPES = {"no": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+#################################################################################
+#                                   One step                                    #
+#################################################################################
+
+
+def group_loss(
+    denoiser: Denoiser,
+    objective,
+    x0: torch.Tensor,
+    noise: torch.Tensor,
+    text: TextEmbeddings,
+    references: torch.Tensor,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss of one batch of image rows. x0, noise: (R, c, h, w); references: (R,) bool -> (loss, (R,))."""
+    corrupted = apply_references(objective.corrupt(x0, noise, generator), x0, references)
+    prediction = denoiser(corrupted.x_t, corrupted.timestep, text)
+    return per_image_loss(prediction, corrupted.target, references)
+
+
+def prepare_batch(
+    batch: dict, cfg: TrainConfig, encoders: Encoders, context: GroupContext, generator: torch.Generator
+) -> tuple[torch.Tensor, TextEmbeddings, torch.Tensor]:
+    """A loader batch -> latents x0 (B*n, c, h, w), caption embeddings (B*n rows), reference mask (B*n,)."""
+    images = batch["images"]  # (B, n, 3, H, W)
+    groups, n = images.shape[:2]
+    if n > cfg.data.max_group_size:
+        raise ValueError(f"batch has groups of {n} images; max_group_size is {cfg.data.max_group_size}")
+    context.group_size = n
+    keys = None
+    if "group_id" in batch:
+        keys = [f"{gid}/{i}/{images.shape[-1]}" for gid in batch["group_id"] for i in range(n)]
+    x0 = encoders.latents(images.flatten(0, 1), keys, generator)
+    captions = drop_captions(batch["captions"], cfg.objective.caption_dropout, generator)
+    text = encoders.text([caption for group in captions for caption in group])
+    o = cfg.objective
+    references = sample_references(groups, n, o.reference_prob, o.max_references, generator).flatten()
+    return x0, text, references.to(x0.device)
+
+
+#################################################################################
+#                                     Data                                      #
+#################################################################################
+
+
+def shard_batches(data: DataConfig, shards: str, seed: int) -> Iterable[dict]:
+    """Endless batches of equal-size groups from webdataset shards (training.data's loader)."""
+    from training.data import group_loader
+
+    loader = group_loader(
+        shards,
+        batch_size=data.batch_size,
+        resolution=data.resolution,
+        train=True,
+        batches_per_epoch=data.batches_per_epoch,
+        num_workers=data.num_workers,
+        seed=seed,
+        max_group_size=data.max_group_size,
+    )
+    while True:
+        yield from loader
+
+
+def resume_data(data: Iterable[dict], batches_seen: int) -> Iterator[dict]:
+    """Continue a deterministic stream where the checkpoint left it, by skipping what was already seen."""
+    return islice(iter(data), batches_seen, None)
+
+
+#################################################################################
+#                                Setup helpers                                  #
+#################################################################################
+
+
+def build(cfg: TrainConfig, device: torch.device) -> tuple[torch.nn.Module, Encoders, GroupContext]:
+    """Transformer (trainable, group attention on) and frozen encoders, identical on every process."""
+    m = cfg.model
+    torch.manual_seed(cfg.seed)  # presets are random: the same seed gives every process the same weights
+    transformer = build_transformer(m.arch, m.transformer_preset, m.pretrained)
+    context = enable_group_attention(transformer, 1, m.image_sees_other_captions, m.attention_impl)
+    if m.gradient_checkpointing:
+        transformer.enable_gradient_checkpointing()
+    vae = build_vae(m.vae_preset, m.pretrained)
+    text = build_text_encoder(m.text_kind, m.text_preset, m.pretrained, m.max_text_tokens)
+    frozen_dtype = DTYPES[cfg.mixed_precision]
+    vae.to(device, frozen_dtype)
+    text.to(device, frozen_dtype)
+    tag = hashlib.sha256(json.dumps([m.model_dump(mode="json"), cfg.seed]).encode()).hexdigest()[:16]
+    return transformer, Encoders(vae, text, cfg.data.cache_dir, tag), context
+
+
+def frozen_state(cfg: TrainConfig, encoders: Encoders) -> dict[str, torch.Tensor]:
+    """Weights of frozen models built randomly from a preset: a checkpoint must carry them to be sampled."""
+    state = {}
+    if cfg.model.vae_preset is not None:
+        state.update({f"vae.{k}": v for k, v in encoders.vae.state_dict().items()})
+    if cfg.model.text_preset is not None:
+        state.update({f"text.{k}": v for k, v in encoders.text_encoder.model.state_dict().items()})
+    return state
+
+
+def load_frozen(encoders: Encoders, state: dict[str, torch.Tensor]) -> None:
+    for prefix, module in (("vae.", encoders.vae), ("text.", encoders.text_encoder.model)):
+        part = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        if part:
+            module.load_state_dict(part)
+
+
+def warmup(step: int, warmup_steps: int) -> float:
+    return min(1.0, (step + 1) / (warmup_steps + 1))
+
+
+#################################################################################
+#                                  Training loop                                #
+#################################################################################
+
+
+def main(cfg: TrainConfig, data: Iterable[dict] | None = None, shards: str | None = None) -> list[dict]:
+    """Train from `data` (or the shards in `shards`); resumes from the newest checkpoint in cfg.out_dir.
+
+    Returns one record per optimiser step taken in this call (step, loss, lr, samples/s, MFU).
+    """
+    # ---- Setup: processes, models, optimiser ----
+    out = Path(cfg.out_dir)
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
+    device, rank = accelerator.device, accelerator.process_index
+    transformer, encoders, context = build(cfg, device)
+    objective = build_objective(cfg.objective.kind, cfg.objective.logit_mean, cfg.objective.logit_std)
+    ema = EMA(transformer.to(device), cfg.ema_decay)
+    optimizer = torch.optim.AdamW(
+        transformer.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay
+    )
+    # Stepped once per optimiser step by us, so it is not handed to accelerate (which steps it per process).
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup(s, cfg.optim.warmup_steps))
+    model, optimizer = accelerator.prepare(transformer, optimizer)
+    denoiser = Denoiser(model, cfg.model.arch, encoders.pixels_per_latent)
+    # One generator draws every random number of the objective (timesteps, noise, dropout, references),
+    # so its saved state makes a resumed run draw exactly what the uninterrupted run would have drawn.
+    generator = torch.Generator(device).manual_seed(cfg.seed * 1000 + rank)
+
+    # ---- Resume ----
+    step, batches_seen = 0, 0
+    last = ckpt.latest_checkpoint(out)
+    if last is not None:
+        accelerator.unwrap_model(model).load_state_dict(ckpt.load_weights(last, "model"))
+        ema.load_state_dict(ckpt.load_weights(last, "ema"))
+        states = ckpt.load_tensors(last / "optimizer.pt")
+        optimizer.load_state_dict(states["optimizer"])
+        schedule.load_state_dict(states["schedule"])
+        state = ckpt.load_tensors(last / f"state-rank{rank}.pt")
+        step, batches_seen = int(state["step"]), int(state["batches_seen"])
+        ckpt.restore_rng(state["rng"], generator)
+        accelerator.print(f"resumed from {last} at step {step}")
+    if data is None:
+        if shards is None:
+            raise ValueError("give batches (data) or a shard folder (shards)")
+        # The shard stream is reproducible per seed: skip what was seen, or draw a fresh stream on resume.
+        skip = cfg.data.resume == "skip"
+        data = shard_batches(cfg.data, shards, cfg.seed if skip or step == 0 else cfg.seed + step)
+        batches = resume_data(data, batches_seen if skip else 0)
+    else:
+        batches = resume_data(data, batches_seen)
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(dump_train_config(cfg))
+
+    # ---- Loop ----
+    records, flops_by_shape, val_captions = [], {}, cfg.sample.groups or None
+    peak = peak_flops(device, cfg.peak_tflops)
+    model.train()
+    while step < cfg.max_steps:
+        started, step_loss, images_seen, groups_seen, step_flops = time.perf_counter(), 0.0, 0, 0, 0
+        for _ in range(cfg.grad_accum):
+            batch = next(batches)
+            batches_seen += 1
+            val_captions = val_captions or batch["captions"]
+            x0, text, references = prepare_batch(batch, cfg, encoders, context, generator)
+            noise = torch.randn(x0.shape, generator=generator, device=device)
+            shape = tuple(x0.shape)
+            if shape not in flops_by_shape:  # the FLOP count of each batch shape, counted once
+                with accelerator.autocast():
+                    count = forward_flops(partial(denoiser, x0, torch.zeros(len(x0), device=device), text))
+                flops_by_shape[shape] = TRAIN_FLOPS_PER_FORWARD * count
+            with accelerator.accumulate(model), accelerator.autocast():
+                loss, _ = group_loss(denoiser, objective, x0, noise, text, references, generator)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and cfg.optim.grad_clip is not None:
+                    accelerator.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            step_loss += loss.detach().float() / cfg.grad_accum
+            images_seen += x0.shape[0]
+            groups_seen += x0.shape[0] // context.group_size
+            step_flops += flops_by_shape[shape]
+        schedule.step()
+        ema.update(accelerator.unwrap_model(model))
+        step += 1
+
+        # ---- Log ----
+        seconds = time.perf_counter() - started
+        world = accelerator.num_processes
+        record = {
+            "step": step,
+            "loss": accelerator.reduce(step_loss, "mean").item(),
+            "lr": schedule.get_last_lr()[0],
+            "samples_per_s": images_seen * world / seconds,
+            "groups_per_s": groups_seen * world / seconds,
+            "mfu": mfu(step_flops * world, seconds, None if peak is None else peak * world),
+        }
+        records.append(record)
+        if accelerator.is_main_process:
+            with (out / "log.jsonl").open("a") as log:
+                log.write(json.dumps(record) + "\n")
+            if step % cfg.log_every == 0 or step == cfg.max_steps:
+                shown = "n/a" if record["mfu"] is None else f"{record['mfu']:.1%}"
+                accelerator.print(
+                    f"step {step:>7} loss {record['loss']:.4f} lr {record['lr']:.2e} "
+                    f"{record['samples_per_s']:.1f} img/s MFU {shown}"
+                )
+
+        # ---- Checkpoint ----
+        if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
+            save(cfg, accelerator, model, ema, optimizer, schedule, encoders, generator, step, batches_seen)
+
+        # ---- Validation samples (EMA weights) ----
+        if cfg.sample.every and step % cfg.sample.every == 0 and accelerator.is_main_process:
+            write_samples(
+                cfg, accelerator.unwrap_model(model), ema, encoders, context, val_captions, step, x0
+            )
+    accelerator.wait_for_everyone()
+    return records
+
+
+def save(cfg, accelerator, model, ema, optimizer, schedule, encoders, generator, step, batches_seen) -> None:
+    """Write a checkpoint: every process its own RNG/data state, the main process the rest."""
+    final = ckpt.checkpoint_dir(Path(cfg.out_dir), step)
+    tmp = final.with_name(f".tmp-{final.name}")
+    if accelerator.is_main_process:
+        tmp.mkdir(parents=True, exist_ok=True)
+    accelerator.wait_for_everyone()
+    rank_state = {"step": step, "batches_seen": batches_seen, "rng": ckpt.rng_state(generator)}
+    torch.save(rank_state, tmp / f"state-rank{accelerator.process_index}.pt")
+    model_state = accelerator.get_state_dict(model)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        weights = {"model": model_state, "ema": ema.state_dict()}
+        frozen = frozen_state(cfg, encoders)
+        if frozen:
+            weights["frozen"] = frozen
+        ckpt.write_weights(tmp, weights)
+        torch.save(
+            {"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict()}, tmp / "optimizer.pt"
+        )
+        (tmp / "config.yaml").write_text(dump_train_config(cfg))
+        ckpt.commit(tmp, final, cfg.keep_checkpoints)
+    accelerator.wait_for_everyone()
+
+
+def write_samples(cfg, model, ema, encoders, context, captions, step, x0) -> None:
+    """A validation grid (a row per group) from the EMA weights, with a fixed seed so grids compare."""
+    model.eval()
+    generator = torch.Generator(x0.device).manual_seed(cfg.seed)
+    with ema.applied(model):
+        images = sample_groups(
+            Denoiser(model, cfg.model.arch, encoders.pixels_per_latent),
+            context,
+            encoders,
+            captions,
+            tuple(x0.shape[1:]),
+            cfg.objective.kind,
+            cfg.sample.steps,
+            cfg.sample.guidance_scale,
+            generator,
+            cfg.sample.flow_shift,
+        )
+    save_group_images(images, Path(cfg.out_dir) / "samples", name=f"step-{step:08d}", separate=False)
+    model.train()
