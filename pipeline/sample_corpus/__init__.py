@@ -14,7 +14,6 @@ import tempfile
 from pathlib import Path
 
 from pipeline.errors import UserError
-from pipeline.sample_corpus import documents, truth, writers
 
 README = """# Sample corpus
 
@@ -34,6 +33,9 @@ groups, the broken references, the boilerplate logo and the shared original phot
 
 def build(out: Path, seed: int = 0) -> Path:
     """Build the sample corpus into `out` and return it."""
+    # Imported here: the image sources pull in scikit-learn and scikit-image, too slow for `gdt --help`.
+    from pipeline.sample_corpus import documents, truth, writers
+
     out = Path(out)
     _check_target(out)
     corpus = documents.plan(seed)
@@ -58,6 +60,8 @@ def build(out: Path, seed: int = 0) -> Path:
 
 
 def _check_target(out: Path) -> None:
+    from pipeline.sample_corpus import truth
+
     if not out.exists():
         return
     if not out.is_dir():

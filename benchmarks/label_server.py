@@ -1,0 +1,199 @@
+"""Latency of the labelling web form at 10,000 and 1,000,000 candidate groups.
+
+Writes a synthetic run (groups table with the manifests schema, a small pool of real PNG images),
+starts ``gdt label serve`` in its own process, and times, over real HTTP on loopback, a labelling
+session: ``GET /api/next`` (then a label is posted, so the queue moves) and the label page ``GET /``.
+Prints a markdown snippet for BENCHMARKS.md. Goal: p95 under 50 ms, not growing with the run size.
+
+    .venv/bin/python benchmarks/label_server.py [--sizes 10000 1000000] [--requests 300] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from manifests.schemas import GROUPS, IMAGES  # noqa: E402
+
+PART_ROWS = 100_000
+WORDS = "group image page figure glyph edit before after the of a photo view style scene".split()
+
+
+def _png(i: int) -> bytes:
+    image = Image.new("RGB", (64, 64), ((37 * i) % 256, (91 * i) % 256, (53 * i) % 256))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def write_synthetic_run(run: Path, n_groups: int, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    pool = [_png(i) for i in range(64)]
+    ids = [hashlib.sha256(d).hexdigest() for d in pool]
+    images = pa.Table.from_pylist(
+        [
+            {
+                "image_id": i,
+                "bytes": d,
+                "width": 64,
+                "height": 64,
+                "format": "PNG",
+                "phash": 0,
+                "source": f"{n}.png",
+            }
+            for n, (i, d) in enumerate(zip(ids, pool, strict=True))
+        ],
+        schema=IMAGES,
+    )
+    (run / "extract" / "images").mkdir(parents=True)
+    pq.write_table(images, run / "extract" / "images" / "part-00000.parquet")
+    (run / "extract" / "groups").mkdir(parents=True)
+    sentence = " ".join(WORDS * 4)  # ~250 characters of nearby text per field
+    for part, start in enumerate(range(0, n_groups, PART_ROWS)):
+        stop = min(start + PART_ROWS, n_groups)
+        sizes = rng.integers(2, 9, stop - start)
+        rows = []
+        for g, n in zip(range(start, stop), sizes.tolist(), strict=True):
+            doc_id = f"{g:016x}"
+            rows.append(
+                {
+                    "group_id": f"{doc_id}-0-{n}",
+                    "doc_id": doc_id,
+                    "source": f"https://site{g % 500}.example/doc{g // 3}.html",
+                    "image_ids": [ids[(g + j) % 64] for j in range(n)],
+                    "positions": list(range(n)),
+                    "context": [
+                        {"alt": f"figure {j}", "text_before": sentence, "text_after": sentence}
+                        for j in range(n)
+                    ],
+                }
+            )
+        pq.write_table(
+            pa.Table.from_pylist(rows, schema=GROUPS),
+            run / "extract" / "groups" / f"part-{part:05d}.parquet",
+            row_group_size=10_000,
+        )
+
+
+def _label(*args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "classifier.annotate", *args],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def measure(run: Path, n_requests: int) -> dict[str, float]:
+    token = _label("add-annotator", "--run", str(run), "bench").splitlines()[-1]
+    port = _free_port()
+    started = time.perf_counter()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "classifier.annotate", "serve", "--run", str(run), "--port", str(port)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=600)
+        while True:
+            try:
+                client.get("/login")
+                break
+            except httpx.TransportError:
+                if server.poll() is not None:
+                    raise RuntimeError("server exited") from None
+                time.sleep(0.2)
+        first_start = time.perf_counter() - started
+        browser = httpx.Client(base_url=url, cookies={"gdt_label_token": token}, timeout=600)
+        nexts, pages = [], []
+        for i in range(n_requests):
+            t = time.perf_counter()
+            response = client.get("/api/next")
+            nexts.append(time.perf_counter() - t)
+            group = response.json()["group"]
+            client.post("/api/labels", json={"group_id": group["group_id"], "label": ("good", "bad")[i % 2]})
+            t = time.perf_counter()
+            page = browser.get("/")
+            pages.append(time.perf_counter() - t)
+            assert page.status_code == 200
+        return {
+            "start_s": first_start,
+            "next_p50": 1000 * float(np.percentile(nexts, 50)),
+            "next_p95": 1000 * float(np.percentile(nexts, 95)),
+            "page_p50": 1000 * float(np.percentile(pages, 50)),
+            "page_p95": 1000 * float(np.percentile(pages, 95)),
+        }
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 1_000_000])
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--keep", type=Path, help="keep the synthetic runs in this folder")
+    args = parser.parse_args()
+    root = args.keep or Path(tempfile.mkdtemp(prefix="label-bench-"))
+    results = {}
+    try:
+        for n in args.sizes:
+            run = root / f"run-{n}"
+            if not (run / "extract" / "groups").exists():
+                t = time.perf_counter()
+                write_synthetic_run(run, n)
+                print(f"wrote {n} synthetic groups in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+            shutil.rmtree(run / "labels", ignore_errors=True)  # time a true first start (index + queue)
+            results[n] = measure(run, args.requests)
+            print(f"{n}: {results[n]}", file=sys.stderr)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+    cpu = platform.processor() or platform.machine()
+    print(f"### Label server latency ({date.today().isoformat()}, {os.cpu_count()} cores, {cpu})\n")
+    print(
+        f"`benchmarks/label_server.py`, {args.requests} requests each, real HTTP on loopback, one annotator"
+    )
+    print("labelling as it goes (a label is posted between requests). Goal: p95 under 50 ms.\n")
+    print("| groups | first start (index + queue) | GET /api/next p50 | p95 | page GET / p50 | p95 |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for n, r in results.items():
+        print(
+            f"| {n:,} | {r['start_s']:.1f} s | {r['next_p50']:.1f} ms | {r['next_p95']:.1f} ms "
+            f"| {r['page_p50']:.1f} ms | {r['page_p95']:.1f} ms |"
+        )
+
+
+if __name__ == "__main__":
+    main()
