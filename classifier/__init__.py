@@ -1,0 +1,1 @@
+"""Image encoders, group features, the binary group classifier and the filter (see DESIGN.md)."""
