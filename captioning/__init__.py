@@ -1,0 +1,1 @@
+"""Group captioning: prompt templates, caption backends (vLLM over HTTP, offline context), evaluation."""

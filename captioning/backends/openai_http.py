@@ -1,0 +1,200 @@
+"""Caption groups through the OpenAI-compatible chat API that ``vllm serve`` exposes.
+
+One request per group: every image in order (resized data URIs) plus its context, a JSON-schema
+``response_format`` (vLLM's guided decoding), and reply validation. Requests run concurrently
+(bounded), spread over one or more servers, each with a total timeout; timeouts, refused connections,
+429, 5xx and invalid replies are retried with exponential backoff and jitter. A request that still
+fails becomes an outcome with ``error`` set (the stage's ``caption_failed`` drop), never an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import ssl
+from collections.abc import Sequence
+
+import httpx
+import openai
+from openai.types.chat import ChatCompletion
+from pydantic import BaseModel, ConfigDict, Field
+
+from captioning.backends.base import CaptionOutcome, GroupRequest
+from captioning.backends.pool import Balance, ServerPool
+from captioning.prompt import InvalidReply, build_messages, parse_reply, response_format
+from captioning.templates import CaptionTemplate
+
+
+class OpenAIBackendConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    base_urls: list[str] = Field(min_length=1)  # e.g. http://gpu-1:8000/v1
+    model: str
+    api_key: str = "EMPTY"  # vLLM accepts anything unless started with --api-key
+    max_side: int = Field(default=768, ge=32)  # longer image side sent to the server, in pixels
+    concurrency_per_server: int = Field(default=128, ge=1)  # above the server batch: slots refill at once
+    balance: Balance = "least_busy"
+    timeout_s: float = Field(default=120.0, gt=0)  # whole request, connect to last byte
+    max_attempts: int = Field(default=4, ge=1)
+    backoff_base_s: float = Field(default=0.5, ge=0)
+    backoff_max_s: float = Field(default=30.0, ge=0)
+    max_images: int | None = Field(default=None, ge=1)  # the servers' --limit-mm-per-prompt, if known
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str, wait_s: float = 0.0) -> None:
+        super().__init__(reason)
+        self.wait_s = wait_s
+
+
+class _Final(Exception):
+    """A failure that retrying cannot fix (the server refused the request as such)."""
+
+
+def _retry_after(err: openai.APIStatusError) -> float:
+    try:
+        return float(err.response.headers.get("retry-after", 0))
+    except ValueError:
+        return 0.0
+
+
+class OpenAICaptioner:
+    """The ``openai`` backend; ``caption_groups`` is safe to call once per event loop."""
+
+    name = "openai"
+    needs_images = True
+
+    def __init__(self, cfg: OpenAIBackendConfig) -> None:
+        self.cfg = cfg
+        self.model = cfg.model
+        self.pool = ServerPool(cfg.base_urls, cfg.balance)
+
+    def template_id(self, template: CaptionTemplate) -> str:
+        return template.template_id
+
+    def backoff_s(self, attempt: int) -> float:
+        """Exponential backoff with equal jitter: half fixed, half random, so retries do not align."""
+        delay = min(self.cfg.backoff_max_s, self.cfg.backoff_base_s * 2 ** (attempt - 1))
+        return delay / 2 + random.uniform(0, delay / 2)
+
+    def _client(self, url: str, tls: ssl.SSLContext) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(
+            base_url=url,
+            api_key=self.cfg.api_key,
+            max_retries=0,  # retries are ours: backoff, jitter, and another server
+            timeout=self.cfg.timeout_s,
+            http_client=httpx.AsyncClient(
+                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+                timeout=self.cfg.timeout_s,
+                verify=tls,
+            ),
+        )
+
+    async def caption_groups(self, requests: Sequence[GroupRequest]) -> list[CaptionOutcome]:
+        """Workers (concurrency_per_server x servers) take groups from a queue, one request at a time.
+
+        Each worker keeps one connection per server: httpcore scans every connection of a pool on each
+        request, which at 64 shared connections cost more CPU than the requests themselves.
+        """
+        queue: asyncio.Queue[tuple[int, GroupRequest]] = asyncio.Queue()
+        for item in enumerate(requests):
+            queue.put_nowait(item)
+        results: list[CaptionOutcome | None] = [None] * len(requests)
+        tls = ssl.create_default_context()  # shared: loading CA certificates takes ~50 ms each time
+
+        async def worker() -> None:
+            clients = [self._client(url, tls) for url in self.cfg.base_urls]
+            try:
+                while not queue.empty():
+                    index, request = queue.get_nowait()
+                    results[index] = await self._caption_one(request, clients)
+            finally:
+                for client in clients:
+                    await client.close()
+
+        workers = min(self.cfg.concurrency_per_server * len(self.cfg.base_urls), len(requests))
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        return [r for r in results if r is not None]
+
+    async def _caption_one(self, request: GroupRequest, clients: list[openai.AsyncOpenAI]) -> CaptionOutcome:
+        template = request.template
+        n = len(request.images)
+        outcome = CaptionOutcome(group_id=request.group_id, template_id=template.template_id)
+        if self.cfg.max_images is not None and n > self.cfg.max_images:
+            outcome.error = (
+                f"group has {n} images but the server accepts at most {self.cfg.max_images} per request "
+                "(vllm serve --limit-mm-per-prompt)"
+            )
+            return outcome
+        try:
+            # Decoding and resizing is CPU work; a thread keeps the event loop sending.
+            messages = await asyncio.to_thread(build_messages, request, self.cfg.max_side)
+        except (OSError, ValueError) as err:
+            outcome.error = f"image could not be prepared: {err}"
+            return outcome
+        for attempt in range(1, self.cfg.max_attempts + 1):
+            outcome.attempts = attempt
+            try:
+                outcome.captions, outcome.group_caption, outcome.fields = await self._ask(
+                    clients, messages, template, n, outcome
+                )
+                outcome.error = None
+                return outcome
+            except _Final as err:
+                outcome.error = str(err)
+                return outcome
+            except _Retryable as err:
+                outcome.error = f"{err} (after {attempt} attempts)"
+                if attempt < self.cfg.max_attempts:
+                    await asyncio.sleep(max(self.backoff_s(attempt), min(err.wait_s, self.cfg.backoff_max_s)))
+        return outcome
+
+    async def _ask(
+        self,
+        clients: list[openai.AsyncOpenAI],
+        messages: list,
+        template: CaptionTemplate,
+        n: int,
+        outcome: CaptionOutcome,
+    ) -> tuple[list[str], str, dict[str, str]]:
+        sampling = template.sampling
+        body = {
+            "model": self.model,
+            "messages": messages,
+            "response_format": response_format(template, n),
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "max_tokens": sampling.max_tokens,
+            **sampling.extra_body,
+        }
+        with self.pool.server() as index:
+            url = self.pool.base_urls[index]
+            try:
+                async with asyncio.timeout(self.cfg.timeout_s):
+                    # client.post, not chat.completions.create: the latter walks every message part
+                    # (megabytes of base64) through its type transforms, the client's main CPU cost.
+                    reply = await clients[index].post("/chat/completions", cast_to=ChatCompletion, body=body)
+            except (TimeoutError, openai.APITimeoutError) as err:
+                raise _Retryable(f"timeout after {self.cfg.timeout_s:g}s from {url}") from err
+            except openai.APIConnectionError as err:
+                self.pool.mark_down(index)
+                raise _Retryable(f"cannot reach {url}: {err.__cause__ or err}") from err
+            except openai.RateLimitError as err:
+                raise _Retryable(f"429 too many requests from {url}", _retry_after(err)) from err
+            except openai.InternalServerError as err:
+                raise _Retryable(f"{err.status_code} server error from {url}: {err.message}") from err
+            except openai.APIStatusError as err:
+                # 400 for a request the server will never accept (too many images, prompt too long).
+                raise _Final(f"server refused the request ({err.status_code}): {err.message}") from err
+            except (openai.APIResponseValidationError, ValueError) as err:
+                raise _Retryable(f"malformed response from {url}: {err}") from err
+            self.pool.mark_up(index)
+        if not isinstance(reply, ChatCompletion) or not reply.choices:
+            raise _Retryable(f"malformed response from {url}: not a chat completion")
+        choice = reply.choices[0]
+        outcome.reply = choice.message.content
+        try:
+            return parse_reply(choice.message.content, n, template)
+        except InvalidReply as err:
+            cut = " (cut at max_tokens)" if choice.finish_reason == "length" else ""
+            raise _Retryable(f"invalid reply: {err}{cut}") from err

@@ -1,0 +1,49 @@
+"""``gdt report``: write the static curation report of a run and print where it is."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="write the curation report (static HTML) of a run",
+        description=(
+            "Write RUN/report/index.html and its images: the funnel, drops by reason with examples, group "
+            "size and category distributions, the classifier's metrics and curves, galleries of kept, "
+            "rejected and duplicate groups, dedup clusters, shard statistics, the config and every "
+            "stage's manifest. Stages that have not run are shown as such. Open the file in a browser; "
+            "no server is needed."
+        ),
+    )
+    parser.add_argument("--run", required=True, type=Path, help="the run folder")
+    parser.add_argument("--truth", type=Path, help="truth.json of the sample corpus: categories of groups")
+    parser.add_argument("--out", type=Path, help="folder to write the report to (default: RUN/report)")
+    parser.add_argument("--config", type=Path, help="YAML config; its report: section is used")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a report setting, e.g. --set gallery_groups=24 (repeatable)",
+    )
+    parser.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from manifests.config import apply_overrides, load_yaml, section
+    from pipeline.report.build import write_report
+    from pipeline.report.config import ReportConfig
+
+    config_file = args.config
+    if config_file is None and (args.run / "config.yaml").exists():
+        config_file = args.run / "config.yaml"
+    data = apply_overrides(load_yaml(config_file), args.overrides, "report")
+    cfg = section(data, "report", ReportConfig)
+    index = write_report(args.run, args.out, cfg, args.truth)
+    print(f"report written to {index.resolve()}")
+    print(f"open it with: file://{index.resolve()}")
+    return 0

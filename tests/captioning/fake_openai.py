@@ -1,0 +1,137 @@
+"""A local OpenAI-compatible chat server on 127.0.0.1 that misbehaves on purpose (fault injection).
+
+Each request is matched to a group by a ``[[name]]`` marker in its text (tests put it in the alt text),
+and answered with the next behaviour scripted for that group (then ``ok`` once the script runs out):
+
+ok, 500, 429, timeout (answers after ``slow_s``), malformed (HTTP 200 with a non-JSON body),
+not_json (a completion whose content is not JSON), wrong_count, empty (an empty caption), evil (markup
+in a caption, for escaping tests),
+refuse (400 naming an image limit), die (drops the connection and stops the whole server).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import threading
+import time
+from collections import defaultdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+MARKER = re.compile(r"\[\[(\w+)\]\]")
+EVIL = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">'
+
+
+class FakeOpenAI:
+    def __init__(self, script: dict[str, list[str]] | None = None, slow_s: float = 2.0, image_limit: int = 8):
+        self.script = defaultdict(list, {k: list(v) for k, v in (script or {}).items()})
+        self.slow_s = slow_s
+        self.image_limit = image_limit
+        self.log: list[tuple[str, str]] = []  # (group marker, behaviour), in arrival order
+        self.bodies: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __enter__(self) -> FakeOpenAI:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            self.server.shutdown()
+        self.server.server_close()
+
+    def requests_for(self, marker: str) -> int:
+        return sum(1 for m, _ in self.log if m == marker)
+
+    def _next(self, body: dict[str, Any]) -> tuple[str, str, int]:
+        content = body["messages"][-1]["content"]
+        texts = " ".join(p.get("text", "") for p in content if p.get("type") == "text")
+        n = sum(1 for p in content if p.get("type") == "image_url")
+        match = MARKER.search(texts)
+        marker = match.group(1) if match else "?"
+        with self.lock:
+            behaviour = self.script[marker].pop(0) if self.script[marker] else "ok"
+            self.log.append((marker, behaviour))
+            self.bodies.append(body)
+        return marker, behaviour, n
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _send(self, status: int, payload: bytes, content_type: str = "application/json") -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                marker, behaviour, n = fake._next(body)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up
+                    self._answer(marker, behaviour, n, body)
+
+            def _answer(self, marker: str, behaviour: str, n: int, body: dict[str, Any]) -> None:
+                if behaviour == "die":
+                    self.close_connection = True
+                    self.connection.close()
+                    threading.Thread(target=fake.stop, daemon=True).start()
+                    return
+                if behaviour == "timeout":
+                    time.sleep(fake.slow_s)
+                if behaviour in ("500", "429"):
+                    error = {
+                        "error": {
+                            "message": f"injected {behaviour}",
+                            "type": "injected",
+                            "code": int(behaviour),
+                        }
+                    }
+                    return self._send(int(behaviour), json.dumps(error).encode())
+                if behaviour == "refuse" or n > fake.image_limit:
+                    message = f"At most {fake.image_limit} image(s) may be provided in one prompt."
+                    error = {"error": {"message": message, "type": "BadRequestError", "code": 400}}
+                    return self._send(400, json.dumps(error).encode())
+                if behaviour == "malformed":
+                    return self._send(200, b'{"id": "x", "choices": [ this is not json')
+                count = n + 1 if behaviour == "wrong_count" else n
+                captions = [f"{marker} picture {i + 1} of {n}" for i in range(count)]
+                if behaviour == "empty":
+                    captions[0] = "   "
+                if behaviour == "evil":
+                    captions[0] = EVIL
+                reply = {"subject": marker, "captions": captions, "group_caption": f"{marker} group of {n}"}
+                content = "sure! here you go" if behaviour == "not_json" else json.dumps(reply)
+                completion = {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": body.get("model", "fake"),
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": content},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                }
+                self._send(200, json.dumps(completion).encode())
+
+        return Handler
