@@ -1,0 +1,29 @@
+"""``gdt dedup``: the command line of the dedup stage."""
+
+from __future__ import annotations
+
+import argparse
+
+from pipeline.stage_command import add_stage_arguments, run_stage_command
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "dedup",
+        help="remove near-duplicate images within groups, duplicate groups and boilerplate images",
+        description=(
+            "Find near-duplicate images across the collection (multi-index hashing on pHash, an ANN index "
+            "on the embeddings when `gdt embed` ran, each candidate confirmed on the pixels), remove "
+            "boilerplate images and duplicates inside groups, then drop groups that duplicate a better-"
+            "scored group. Writes RUN/dedup/{groups,drops,clusters,edges}."
+        ),
+    )
+    add_stage_arguments(parser)
+    parser.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from pipeline.dedup.stage import DedupStage
+
+    run_stage_command(DedupStage(), args)
+    return 0

@@ -1,0 +1,162 @@
+"""Multi-index hashing on 64-bit perceptual hashes: every pair within a Hamming radius, without all pairs.
+
+Inputs: a ``uint64`` array of hashes. Outputs: index pairs ``(i, j)`` with ``i < j`` and their distance.
+
+The rule (pigeonhole, generalised): cut the 64 bits into ``blocks`` equal-ish blocks. Two hashes at
+distance ``<= radius`` differ in at most ``radius`` blocks, so at least ``blocks - radius`` blocks are
+equal. Each *table* keys the hashes on one combination of ``keep = blocks - radius`` blocks; a pair within
+the radius shares the key of at least one table. With ``blocks = radius + 1`` this is the classic "r + 1
+bands, one must match exactly"; more blocks give longer keys (smaller buckets) at the cost of more
+tables (``C(blocks, keep)``), which is what keeps larger radii fast at a million images.
+
+Each pair is *owned* by the first table whose key it shares (the combination of its lowest ``keep``
+equal blocks), so a pair is reported once however many tables it matches: tables and key ranges can be
+processed by separate workers without a global de-duplication step.
+
+Memory per worker: the hashes (8 bytes per image) plus one table's keys and sort order (16 bytes per
+image), plus pair arrays bounded by ``chunk`` pairs at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+
+BITS = 64
+
+
+def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Element-wise Hamming distance of two ``uint64`` arrays."""
+    return np.bitwise_count(np.bitwise_xor(a, b)).astype(np.int8)
+
+
+def _block_bounds(blocks: int) -> list[tuple[int, int]]:
+    """(shift, width) of each block; widths differ by at most one bit."""
+    base, extra = divmod(BITS, blocks)
+    bounds, shift = [], 0
+    for k in range(blocks):
+        width = base + (1 if k < extra else 0)
+        bounds.append((shift, width))
+        shift += width
+    return bounds
+
+
+@dataclass(frozen=True)
+class PHashIndex:
+    """The tables of a multi-index hash for one radius; see the module docstring for the rule."""
+
+    radius: int
+    blocks: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.radius < self.blocks <= BITS:
+            raise ValueError(
+                f"need 0 <= radius < blocks <= 64, got radius={self.radius} blocks={self.blocks}"
+            )
+
+    @classmethod
+    def for_radius(cls, radius: int, key_bits: int = 20) -> PHashIndex:
+        """Pick the fewest blocks whose keys average at least ``key_bits`` (longer keys: smaller buckets)."""
+        blocks = radius + 1
+        while blocks < BITS and (blocks - radius) * BITS / blocks < key_bits:
+            blocks += 1
+        return cls(radius=radius, blocks=blocks)
+
+    @property
+    def keep(self) -> int:
+        return self.blocks - self.radius
+
+    @property
+    def tables(self) -> list[tuple[int, ...]]:
+        return list(combinations(range(self.blocks), self.keep))
+
+    def block_values(self, hashes: np.ndarray) -> np.ndarray:
+        """(n, blocks) uint64: the value of every block of every hash."""
+        out = np.empty((len(hashes), self.blocks), dtype=np.uint64)
+        for k, (shift, width) in enumerate(_block_bounds(self.blocks)):
+            out[:, k] = (hashes >> np.uint64(shift)) & np.uint64((1 << width) - 1)
+        return out
+
+    def key(self, hashes: np.ndarray, table: int) -> np.ndarray:
+        """The table's key of every hash: its blocks of that table, concatenated (fits 64 bits)."""
+        combo = self.tables[table]
+        bounds = _block_bounds(self.blocks)
+        key = np.zeros(len(hashes), dtype=np.uint64)
+        for k in combo:
+            shift, width = bounds[k]
+            key = (key << np.uint64(width)) | ((hashes >> np.uint64(shift)) & np.uint64((1 << width) - 1))
+        return key
+
+    def _owned(self, a: np.ndarray, b: np.ndarray, table: int) -> np.ndarray:
+        """True where ``table`` is the first table whose key the pair (a, b) shares."""
+        equal = self.block_values(np.bitwise_xor(a, b)) == 0  # (n, blocks): which blocks agree
+        # the owning combination is the lowest ``keep`` equal blocks; compare it with this table's
+        rank = np.cumsum(equal, axis=1)
+        combo = np.array(self.tables[table])
+        return np.all(equal[:, combo] & (rank[:, combo] == np.arange(1, self.keep + 1)), axis=1)
+
+    def pairs(
+        self,
+        hashes: np.ndarray,
+        table: int,
+        key_range: tuple[int, int] | None = None,
+        chunk: int = 1 << 20,
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Yield ``(i, j, distance)`` batches of the pairs within the radius that ``table`` owns.
+
+        ``key_range`` (lo inclusive, hi exclusive) restricts the table to the buckets with keys in it, so
+        one table can be split among workers. Indices refer to positions in ``hashes``.
+        """
+        hashes = np.ascontiguousarray(hashes, dtype=np.uint64)
+        keys = self.key(hashes, table)
+        rows = np.arange(len(hashes), dtype=np.int64)
+        if key_range is not None:
+            inside = (keys >= np.uint64(key_range[0])) & (keys < np.uint64(key_range[1]))
+            keys, rows = keys[inside], rows[inside]
+        order = np.argsort(keys, kind="stable")
+        keys, rows = keys[order], rows[order]
+        for left, right in _run_pairs(keys, chunk):
+            i, j = rows[left], rows[right]
+            dist = hamming(hashes[i], hashes[j])
+            near = dist <= self.radius
+            i, j, dist = i[near], j[near], dist[near]
+            if len(i) and self.keep < self.blocks:
+                mine = self._owned(hashes[i], hashes[j], table)
+                i, j, dist = i[mine], j[mine], dist[mine]
+            if len(i):
+                lo, hi = np.minimum(i, j), np.maximum(i, j)
+                yield lo, hi, dist
+
+    def all_pairs(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every pair within the radius, each once (all tables, in this process)."""
+        found = [p for t in range(len(self.tables)) for p in self.pairs(hashes, t)]
+        if not found:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, np.zeros(0, dtype=np.int8)
+        return tuple(np.concatenate(parts) for parts in zip(*found, strict=True))  # type: ignore[return-value]
+
+
+def _run_pairs(keys: np.ndarray, chunk: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Positions (p, q), p < q, of every pair inside each run of equal sorted keys, in bounded batches.
+
+    For each offset d, the pairs (p, p + d) inside a run are those whose run has at least d more
+    elements after p; ordering positions by that remainder makes each offset's pairs one prefix, so the
+    work is proportional to the number of pairs, not to (longest run) x n.
+    """
+    n = len(keys)
+    if n < 2:
+        return
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    lengths = np.diff(np.r_[starts, n])
+    run_of = np.repeat(np.arange(len(starts)), lengths)
+    remainder = (starts + lengths)[run_of] - np.arange(n) - 1  # elements after p in its run
+    by_remainder = np.argsort(-remainder, kind="stable")
+    sorted_rem = remainder[by_remainder]
+    for d in range(1, int(sorted_rem[0]) + 1):
+        count = int(np.searchsorted(-sorted_rem, -d, side="right"))  # positions with remainder >= d
+        for lo in range(0, count, chunk):
+            p = by_remainder[lo : min(count, lo + chunk)]
+            yield p, p + d
