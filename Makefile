@@ -1,16 +1,28 @@
 # One target per stage; every target installs what it needs into .venv first.
-# Stage targets take RUN=<run folder>; extract also INPUT=<documents>. Extra config: SET="k=v k2=v2".
+# Stage targets take RUN=<run folder> (default runs/demo); extract also INPUT=<documents>.
+# Extra config for any stage target: SET="section.key=value other.key=value".
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 GDT := $(BIN)/gdt
 RUN ?= runs/demo
-INPUT ?= runs/sample-corpus/documents.parquet
+CORPUS ?= runs/sample-corpus
+INPUT ?= $(CORPUS)/documents.parquet
+TRUTH ?= $(CORPUS)/truth.json
 SET ?=
 SETS := $(foreach s,$(SET),--set $(s))
+CONFIG ?= training/configs/tiny.yaml
+SHARDS ?= $(RUN)/shard
+CHECKPOINT ?= $(shell ls -d $(RUN)/train/checkpoints/step-* 2>/dev/null | sort -V | tail -1)
+CAPTIONS ?= $(RUN)/sample-captions.txt
+MODEL ?= Qwen/Qwen2-VL-7B-Instruct
+TP ?= 1
+PORT ?= 8000
+MAX_IMAGES ?= 8
 
-.PHONY: help install demo test test-fast lint format bench sample-corpus extract clean
+.PHONY: help install demo test test-fast lint format bench clean sample-corpus extract embed label \
+	label-auto classify dedup caption shard shard-verify train sample report serve-captioner
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -23,11 +35,23 @@ $(BIN)/gdt: pyproject.toml
 
 install: $(BIN)/gdt  ## create .venv and install gdt with its test tools
 
-DEMO_CORPUS := runs/sample-corpus
-
-demo: install  ## the whole pipeline on the bundled sample corpus
-	$(GDT) sample-corpus $(DEMO_CORPUS)
-	$(GDT) extract --input $(DEMO_CORPUS)/documents.parquet --run $(RUN)
+# The whole pipeline on the bundled sample corpus. Each line is one stage's command: rerun any of them.
+demo: install  ## the whole pipeline on the bundled sample corpus, then the report
+	test -f $(TRUTH) || $(GDT) sample-corpus $(CORPUS)
+	$(GDT) extract --input $(INPUT) --run $(RUN)
+	$(GDT) embed --run $(RUN)
+	$(GDT) label auto --run $(RUN) --truth $(TRUTH)
+	$(GDT) label export --run $(RUN)
+	$(GDT) classify train --run $(RUN)
+	$(GDT) classify filter --run $(RUN)
+	$(GDT) dedup --run $(RUN)
+	$(GDT) caption --run $(RUN) --backend context
+	$(GDT) shard --run $(RUN)
+	$(GDT) shard verify --run $(RUN)
+	$(GDT) train --config $(CONFIG) --shards $(RUN)/shard --set out_dir=$(RUN)/train
+	printf 'the letter A in a bold serif face\nthe letter g in a bold serif face\nthe letter R in a bold serif face\n' > $(CAPTIONS)
+	$(GDT) sample --checkpoint $$(ls -d $(RUN)/train/checkpoints/step-* | sort -V | tail -1) --captions $(CAPTIONS) --out $(RUN)/samples
+	$(GDT) report --run $(RUN) --truth $(TRUTH)
 
 test: install  ## the full test suite (unit and integration)
 	$(BIN)/python -m pytest
@@ -39,18 +63,60 @@ lint: install  ## ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-format: install
+format: install  ## ruff format and autofix
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 bench: install  ## run every benchmark and rewrite BENCHMARKS.md
 	$(BIN)/python -m benchmarks.run_all
 
-sample-corpus: install  ## build the sample corpus into runs/sample-corpus
-	$(GDT) sample-corpus runs/sample-corpus
-
-extract: install  ## gdt extract --input $(INPUT) --run $(RUN)
-	$(GDT) extract --input $(INPUT) --run $(RUN) $(SETS)
-
 clean:  ## remove runs/ (not .venv)
 	rm -rf runs
+
+sample-corpus: install  ## build the sample corpus into CORPUS (runs/sample-corpus)
+	$(GDT) sample-corpus $(CORPUS)
+
+extract: install  ## documents -> images, documents, candidate groups (INPUT=..., RUN=...)
+	$(GDT) extract --input $(INPUT) --run $(RUN) $(SETS)
+
+embed: install  ## per-image vectors
+	$(GDT) embed --run $(RUN) $(SETS)
+
+label: install  ## serve the annotators' web form on 127.0.0.1:8765
+	$(GDT) label serve --run $(RUN)
+
+label-auto: install  ## simulated annotator: labels from TRUTH through the web form's API
+	$(GDT) label auto --run $(RUN) --truth $(TRUTH)
+	$(GDT) label export --run $(RUN)
+
+classify: install  ## train the group classifier on the labels, then filter
+	$(GDT) classify train --run $(RUN) $(SETS)
+	$(GDT) classify filter --run $(RUN) $(SETS)
+
+dedup: install  ## remove duplicates within and across groups, and boilerplate
+	$(GDT) dedup --run $(RUN) $(SETS)
+
+caption: install  ## caption groups (offline context backend; see captioning/README.md for vLLM)
+	$(GDT) caption --run $(RUN) --backend context $(SETS)
+
+shard: install  ## write webdataset shards, then verify them
+	$(GDT) shard --run $(RUN) $(SETS)
+	$(GDT) shard verify --run $(RUN)
+
+shard-verify: install  ## re-read and check every shard
+	$(GDT) shard verify --run $(RUN)
+
+train: install  ## train the group DiT (CONFIG=training/configs/NAME.yaml SHARDS=RUN/shard)
+	$(GDT) train --config $(CONFIG) --shards $(SHARDS) $(SETS)
+
+sample: install  ## generate a group (CHECKPOINT=.../step-N CAPTIONS=file)
+	$(GDT) sample --checkpoint $(CHECKPOINT) --captions $(CAPTIONS)
+
+report: install  ## the curation report, RUN/report/index.html
+	$(GDT) report --run $(RUN) $(if $(wildcard $(TRUTH)),--truth $(TRUTH))
+
+# On a GPU host, in an environment with `pip install .[serve]` (vLLM pins its own torch).
+serve-captioner:  ## vllm serve MODEL with the flags group captioning needs (TP=tensor parallel size)
+	vllm serve $(MODEL) --tensor-parallel-size $(TP) --port $(PORT) \
+		--limit-mm-per-prompt '{"image": $(MAX_IMAGES), "video": 0}' --max-model-len 16384 \
+		--structured-outputs-config '{"backend": "guidance"}'

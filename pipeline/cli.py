@@ -13,10 +13,16 @@ import sys
 from manifests.config import ConfigError
 from pipeline.errors import UserError
 
-COMMAND_MODULES = [
+COMMAND_MODULES = [  # in pipeline order, as `gdt --help` lists them
     "pipeline.sample_corpus.command",
     "pipeline.extract.command",
-    "classifier.command",
+    "classifier.command",  # embed, classify
+    "classifier.annotate.command",  # label
+    "pipeline.dedup.command",
+    "captioning.command",
+    "pipeline.shard.command",
+    "training.command",  # train, sample
+    "pipeline.report.command",
 ]
 
 

@@ -5,7 +5,8 @@ and maps them to output tables. The runner owns everything around that:
 
 - skip: a stage whose ``_manifest.json`` matches its config hash and its inputs' hashes does nothing;
 - resume: each finished part leaves a marker in ``_parts/`` written after its tables, so a killed stage
-  reruns only unfinished parts; parts of another config or other inputs are cleared first;
+  reruns only unfinished parts; parts of another config or other inputs are cleared first, and so are
+  files a killed worker left under their temporary name;
 - Ray: parts run as a Ray Data pipeline (tasks, or an actor pool when the stage has per-worker state such
   as a model); ``runtime.executor=local`` runs them in this process instead;
 - progress over parts, the manifest, the resolved ``RUN/config.yaml`` and a one-screen summary.
@@ -236,6 +237,13 @@ def _clear_stage(stage_dir: Path, reason: str, keeps: tuple[str, ...] = ()) -> N
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
+def _remove_temporaries(stage_dir: Path, keeps: tuple[str, ...]) -> None:
+    """Files a killed worker left under their temporary name (see ``tmp_path``): incomplete, never read."""
+    for path in stage_dir.rglob(".*.tmp-*"):
+        if path.is_file() and path.relative_to(stage_dir).parts[0] not in keeps:
+            path.unlink()
+
+
 def record_config(run: Path, name: str, cfg: StageConfig) -> None:
     path = run / "config.yaml"
     data = yaml.safe_load(path.read_text()) if path.exists() else {}
@@ -290,6 +298,7 @@ def run_stage(
     started_path = stage_dir / STARTED
     if started_path.exists() and json.loads(started_path.read_text()) != key:
         _clear_stage(stage_dir, "unfinished parts belong to another config or other inputs", stage.keeps)
+    _remove_temporaries(stage_dir, stage.keeps)
     atomic_write_json(started_path, key)
     run.mkdir(parents=True, exist_ok=True)
     record_config(run, stage.name, cfg)

@@ -1,15 +1,17 @@
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
+from pydantic import Field
 
 from manifests.config import ConfigError, StageConfig, apply_overrides, load_yaml, section
 
 
 class DemoConfig(StageConfig):
     min_side: int = 150
-    networks: list[str] = []
+    networks: list[str] = Field(default_factory=list)
     threads: int = 4
-    runtime_fields = frozenset({"threads"})
+    runtime_fields: ClassVar[frozenset[str]] = frozenset({"threads"})
 
 
 def test_overrides_nest_parse_yaml_values_and_default_to_the_current_stage():
@@ -20,12 +22,12 @@ def test_overrides_nest_parse_yaml_values_and_default_to_the_current_stage():
 
 
 def test_unknown_key_is_a_clear_error_naming_the_section():
-    with pytest.raises(ConfigError, match="demo.min_sid"):
+    with pytest.raises(ConfigError, match=r"demo\.min_sid"):
         section({"demo": {"min_sid": 3}}, "demo", DemoConfig)
 
 
 def test_wrong_type_is_a_clear_error():
-    with pytest.raises(ConfigError, match="demo.min_side"):
+    with pytest.raises(ConfigError, match=r"demo\.min_side"):
         section(apply_overrides({}, ["demo.min_side=abc"], "demo"), "demo", DemoConfig)
 
 

@@ -1,0 +1,130 @@
+"""The shard stage: one part per shard, each written as a tar by a worker; the runner does the rest.
+
+Inputs: a run folder (the current groups, captions and scores, and ``extract/images``; see ``current.py``).
+Outputs in ``RUN/shard/``: ``{train,val}-NNNNNN.tar`` (one webdataset sample per kept group),
+``index/`` and ``drops/`` (one table part per shard, as the runner writes them), ``index.parquet`` (the
+whole index in shard order, SHARD_INDEX: ``offset`` is where a group's first tar header starts, ``bytes``
+the span of all its members, so a reader can seek to one group) and ``_manifest.json``, whose outputs list
+every tar with its sha256.
+
+Crash safety comes from the runner: a tar is written under a temporary name and renamed when complete,
+then the runner writes the part's tables and, last, its marker; a rerun writes again only the shards
+without a marker, and the same part always gives the same bytes. A shard whose every group was dropped
+(an image that cannot be re-encoded) has no tar: its part holds only drops, and the next shard keeps its
+planned name, so tar names may skip a number.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from manifests.drops import drops_table
+from manifests.ledger import InputRef, StageManifest, part_name, write_parquet_atomic
+from manifests.schemas import DROPS, SHARD_INDEX
+from manifests.tables import part_files
+from pipeline.errors import UserError
+from pipeline.runner import Part, Stage
+from pipeline.shard.config import ShardConfig
+from pipeline.shard.current import current_tables, source_refs
+from pipeline.shard.images import RowGroupCache, index_images
+from pipeline.shard.plan import INDEX, NO_TEMPLATE, ShardWork, build_records, plan_shards
+from pipeline.shard.writer import write_shard
+
+# Groups dropped while planning (caption rows that do not fit their group) belong to no shard: finalize
+# writes them as this drops part, after every planned shard.
+PLAN_DROPS_PART = 99_999
+
+
+class ShardStage(Stage):
+    name = "shard"
+    Config = ShardConfig
+    outputs: ClassVar[dict[str, pa.Schema]] = {"index": SHARD_INDEX, "drops": DROPS}
+    uses_actors = True  # each worker keeps its row-group cache across the shards it writes
+
+    def input_refs(self, cfg: ShardConfig, run: Path) -> list[InputRef]:
+        return source_refs(run, reader=self.name)
+
+    def plan(self, cfg: ShardConfig, run: Path) -> list[Part]:
+        records, _, _ = build_records(current_tables(run, reader=self.name))
+        wanted = {i for r in records for i in r.image_ids}
+        images = index_images(run, wanted)
+        missing = sorted(wanted - set(images))
+        if missing:
+            raise UserError(
+                f"{len(missing)} images of kept groups are missing from extract/images "
+                f"({', '.join(missing[:3])}): the run folder is inconsistent; re-run the stages before shard"
+            )
+        work = plan_shards(cfg, records, images)
+        if len(work) >= PLAN_DROPS_PART:
+            raise UserError(f"{len(work)} shards planned: raise shard.target_mb or shard.groups_per_shard")
+        return [Part(i, w) for i, w in enumerate(work)]
+
+    def setup(self, cfg: ShardConfig) -> RowGroupCache:
+        return RowGroupCache(cfg.cache_mb)
+
+    def load(self, cfg: ShardConfig, run: Path, part: Part) -> tuple[ShardWork, Path]:
+        return part.payload, run
+
+    def count_in(self, inputs: tuple[ShardWork, Path]) -> dict[str, int]:
+        return {"groups": len(inputs[0].records)}
+
+    def write(
+        self, cfg: ShardConfig, inputs: tuple[ShardWork, Path], state: RowGroupCache, stage_dir: Path
+    ) -> dict[str, pa.Table]:
+        work, run = inputs
+        index, drops = write_shard(cfg, work, lambda info: state.read(run, info), stage_dir)
+        return {"index": pa.Table.from_pylist(index, schema=SHARD_INDEX), "drops": drops_table(drops)}
+
+    def finalize(self, cfg: ShardConfig, run: Path) -> dict[str, Any]:
+        """``index.parquet`` from the index parts, the planning drops, and the facts for the manifest."""
+        stage_dir = run / self.name
+        parts = [pq.read_table(p).cast(SHARD_INDEX) for p in part_files(run, self.name, "index")]
+        index = pa.concat_tables([SHARD_INDEX.empty_table(), *parts])
+        write_parquet_atomic(index, stage_dir / INDEX)
+        tables = current_tables(run, reader=self.name)
+        _, plan_drops, uncaptioned = build_records(tables)
+        write_parquet_atomic(
+            drops_table(plan_drops), stage_dir / "drops" / f"{part_name(PLAN_DROPS_PART)}.parquet"
+        )
+        per_shard = Counter(index.column("shard").to_pylist())
+        shards = {name: {"groups": n, "split": name.split("-")[0]} for name, n in sorted(per_shard.items())}
+        splits = {
+            split: {
+                "shards": sum(1 for s in shards.values() if s["split"] == split),
+                "groups": sum(s["groups"] for s in shards.values() if s["split"] == split),
+            }
+            for split in ("train", "val")
+        }
+        return {
+            "groups_from": tables.groups_from,
+            "captions_from": tables.captions_from or NO_TEMPLATE,
+            "uncaptioned": uncaptioned,
+            "shards": shards,
+            "splits": splits,
+        }
+
+    def summary_lines(self, manifest: StageManifest) -> list[str]:
+        extra = manifest.extra
+        if extra["captions_from"] == NO_TEMPLATE:
+            captions = "captions from: none (empty captions, template 'none')"
+        else:
+            captions = (
+                f"captions from: {extra['captions_from']}/captions ({extra['uncaptioned']} groups without)"
+            )
+        splits = ", ".join(
+            f"{k} {v['shards']} tars / {v['groups']:,} groups" for k, v in extra["splits"].items()
+        )
+        emptied = manifest.parts.get("total", 0) - len(extra["shards"])
+        return [
+            f"groups from: {extra['groups_from']}/groups",
+            captions,
+            f"shards: {splits}" + (f" ({emptied} emptied by drops, not written)" if emptied else ""),
+        ]
+
+
+__all__ = ["PLAN_DROPS_PART", "ShardStage"]
