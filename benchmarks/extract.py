@@ -83,7 +83,7 @@ def main() -> str:
     cold_rate = len(files) / (seconds + ray_seconds)
     refs = result.manifest.counts_in["references"]
     body = f"""
-Sample corpus x{COPIES} ({result.manifest.counts_in['documents']:,} documents, {refs:,} references,
+Sample corpus x{COPIES} ({result.manifest.counts_in["documents"]:,} documents, {refs:,} references,
 {len(files):,} decodes: one per distinct file per part). Images/s = decodes per second.
 
 | what | images/s |

@@ -44,6 +44,27 @@ def main(args: argparse.Namespace) -> int:
     data = apply_overrides(load_yaml(config_file), args.overrides, "report")
     cfg = section(data, "report", ReportConfig)
     index = write_report(args.run, args.out, cfg, args.truth)
+    for line in headline(args.run):
+        print(line)
     print(f"report written to {index.resolve()}")
     print(f"open it with: file://{index.resolve()}")
     return 0
+
+
+def headline(run: Path) -> list[str]:
+    """The run in a few lines: the funnel and the classifier's held-out quality."""
+    import json
+
+    from pipeline.report.funnel import funnel
+
+    steps = [f"{step.label} {step.count:,}" for step in funnel(run) if step.count is not None]
+    lines = ["funnel: " + " -> ".join(steps)]
+    metrics = Path(run) / "classify" / "model" / "metrics.json"
+    if metrics.exists():
+        heldout = json.loads(metrics.read_text()).get("heldout", {})
+        lines.append(
+            f"classifier: held-out ROC-AUC {heldout.get('roc_auc', float('nan')):.3f}, "
+            f"precision {heldout.get('precision', float('nan')):.3f}, "
+            f"recall {heldout.get('recall', float('nan')):.3f} at its threshold"
+        )
+    return lines
