@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +31,7 @@ def _start(args: list[str], log: Path) -> subprocess.Popen:
                                 env=env, start_new_session=True)  # fmt: skip
 
 
-def _wait_for_nodes(address: str, count: int, timeout: float = 120) -> None:
+def _wait_for_nodes(address: str, count: int, logs: Path, timeout: float = 300) -> None:
     probe = f"import ray; ray.init(address='{address}'); print(len([n for n in ray.nodes() if n['Alive']]))"
     deadline = time.monotonic() + timeout
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
@@ -38,7 +40,9 @@ def _wait_for_nodes(address: str, count: int, timeout: float = 120) -> None:
         if out.returncode == 0 and out.stdout.strip().splitlines()[-1:] == [str(count)]:
             return
         time.sleep(2)
-    raise TimeoutError(f"the Ray cluster at {address} did not reach {count} nodes")
+    tails = "\n".join(f"--- {log.name}\n{log.read_text()[-2000:]}" for log in sorted(logs.glob("*.log")))
+    message = f"the Ray cluster at {address} did not reach {count} nodes"
+    raise TimeoutError(f"{message}\n{out.stderr[-2000:]}\n{tails}")
 
 
 @pytest.fixture(scope="module")
@@ -46,19 +50,22 @@ def two_node_cluster(tmp_path_factory) -> Iterator[str]:
     logs = tmp_path_factory.mktemp("ray-logs")
     port = 6390 + os.getpid() % 500
     address = f"127.0.0.1:{port}"
-    head = _start(["--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={logs / 'tmp'}"],
+    # Ray's unix sockets live under the temp dir, and their paths must stay under 108 bytes.
+    temp_dir = tempfile.mkdtemp(prefix="gdt-ray-", dir="/tmp")
+    head = _start(["--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp_dir}"],
                   logs / "head.log")  # fmt: skip
     processes = [head]
     try:
         time.sleep(3)
         processes.append(_start([f"--address={address}"], logs / "worker.log"))
-        _wait_for_nodes(address, 2)
+        _wait_for_nodes(address, 2, logs)
         yield address
     finally:
         for process in reversed(processes):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def gdt(address: str | None, *args: str) -> None:
