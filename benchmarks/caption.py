@@ -137,7 +137,7 @@ def measure(servers: int, cap: int, latency: float, groups: int) -> dict[str, fl
     return {"capacity": capacity, "rate": rate, "ratio": rate / capacity, "seconds": seconds}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     defaults = OpenAIBackendConfig(base_urls=["http://x"], model="m")
     rows = [
         "| servers | cap / server | latency | groups | capacity (groups/s) | reached (groups/s) | ratio |",

@@ -22,16 +22,15 @@ import argparse
 import io
 import json
 import os
-import platform
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from benchmarks.common import write_result
 from classifier.embed import EmbedConfig, EmbedStage, decode_rgb
 from classifier.encoders import EncoderConfig, build_encoder
 from classifier.encoders.tiny import write_random_clip, write_tiny_clip
@@ -143,7 +142,7 @@ def encoder_config(name: str, folder: Path, args: argparse.Namespace) -> Encoder
     return cfg.model_copy(update={"batch_size": args.batch_size, "threads": 1, "device": args.device})
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -151,8 +150,10 @@ def main() -> None:
     parser.add_argument("--encoders", default="offline,tiny-clip")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
-    parser.add_argument("--ray", action="store_true", help="also run the stage on a 1-CPU Ray cluster")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--local-only", dest="ray", action="store_false", help="skip the stage on a 1-CPU Ray cluster"
+    )
+    args = parser.parse_args(argv)
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -170,23 +171,29 @@ def main() -> None:
             rows.append(row)
 
     load = os.getloadavg()[0]
-    print(f"\n### embed throughput ({date.today()}, {platform.node()}, {os.cpu_count()} CPUs, ", end="")
-    print(f"load average {load:.1f}, device {args.device}, 1 thread, batch {args.batch_size}, ", end="")
-    print(f"{args.images} images)\n")
+    lines = [
+        f"`benchmarks/embed.py`: {args.images} images, device {args.device}, 1 thread, "
+        f"batch {args.batch_size}, load average {load:.1f} when measured.",
+        "Goal: the stage keeps >= 80% of the bare rate per worker.",
+        "",
+    ]
     header = "| encoder | forward img/s | bare img/s | stage local img/s (wall) | stage/bare |"
     rule = "|---|---|---|---|---|"
     if args.ray:
         header += " stage Ray 1 actor img/s (wall) | Ray/bare |"
         rule += "---|---|"
-    print(header)
-    print(rule)
+    lines += [header, rule]
     for row in rows:
         name, forward, bare_rate, local, local_wall = row[:5]
         line = f"| {name} | {forward:.1f} | {bare_rate:.1f} | {local:.1f} ({local_wall:.1f}) "
         line += f"| {local / bare_rate:.0%} |"
         if args.ray:
             line += f" {row[5]:.1f} ({row[6]:.1f}) | {row[5] / bare_rate:.0%} |"
-        print(line)
+        lines.append(line)
+    lines += ["", "No GPU on this machine: ViT-B-32 / ViT-L-14 fp16 throughput not measured."]
+    return write_result(
+        "embed", "embed: images/s of the stage against the bare forward pass", "\n".join(lines)
+    )
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ def bare_loop(files: list[Path], cfg: ExtractConfig) -> float:
     return len(files) / (time.perf_counter() - started)
 
 
-def main() -> str:
+def main(argv: list[str] | None = None) -> str:
     import ray
 
     from pipeline.ray_env import ensure_ray

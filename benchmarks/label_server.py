@@ -14,7 +14,6 @@ import argparse
 import hashlib
 import io
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -22,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
 import httpx
@@ -30,6 +28,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
+
+from benchmarks.common import write_result
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -159,12 +159,12 @@ def measure(run: Path, n_requests: int) -> dict[str, float]:
         server.wait()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 1_000_000])
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--keep", type=Path, help="keep the synthetic runs in this folder")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     root = args.keep or Path(tempfile.mkdtemp(prefix="label-bench-"))
     results = {}
     try:
@@ -180,19 +180,19 @@ def main() -> None:
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)
-    cpu = platform.processor() or platform.machine()
-    print(f"### Label server latency ({date.today().isoformat()}, {os.cpu_count()} cores, {cpu})\n")
-    print(
-        f"`benchmarks/label_server.py`, {args.requests} requests each, real HTTP on loopback, one annotator"
-    )
-    print("labelling as it goes (a label is posted between requests). Goal: p95 under 50 ms.\n")
-    print("| groups | first start (index + queue) | GET /api/next p50 | p95 | page GET / p50 | p95 |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    lines = [
+        f"`benchmarks/label_server.py`, {args.requests} requests each, real HTTP on loopback, one annotator",
+        "labelling as it goes (a label is posted between requests). Goal: p95 under 50 ms.",
+        "",
+        "| groups | first start (index + queue) | GET /api/next p50 | p95 | page GET / p50 | p95 |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
     for n, r in results.items():
-        print(
+        lines.append(
             f"| {n:,} | {r['start_s']:.1f} s | {r['next_p50']:.1f} ms | {r['next_p95']:.1f} ms "
             f"| {r['page_p50']:.1f} ms | {r['page_p95']:.1f} ms |"
         )
+    return write_result("label_server", "label server: latency at 10k and 1M groups", "\n".join(lines))
 
 
 if __name__ == "__main__":

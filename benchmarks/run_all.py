@@ -23,7 +23,7 @@ def main(names: list[str]) -> int:
     for name in names:
         print(f"== benchmarks.{name}", flush=True)
         try:
-            importlib.import_module(f"benchmarks.{name}").main()
+            importlib.import_module(f"benchmarks.{name}").main([])
         except Exception:
             traceback.print_exc()
             failed.append(name)
