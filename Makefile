@@ -44,7 +44,7 @@ demo: install  ## the whole pipeline on the bundled sample corpus, then the repo
 	$(GDT) label export --run $(RUN)
 	$(GDT) classify train --run $(RUN)
 	$(GDT) classify filter --run $(RUN)
-	$(GDT) dedup --run $(RUN)
+	$(GDT) dedup --run $(RUN) --truth $(TRUTH)
 	$(GDT) caption --run $(RUN) --backend context
 	$(GDT) shard --run $(RUN)
 	$(GDT) shard verify --run $(RUN)

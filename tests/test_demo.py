@@ -29,6 +29,11 @@ def test_make_demo_runs_every_stage_and_the_report_is_complete(browser, tmp_path
     out = done.stdout
     roc_auc = float(re.search(r"held-out ROC-AUC ([0-9.]+)", out).group(1))
     assert roc_auc >= 0.9
+    for kind in ("near-duplicate images", "duplicate groups"):
+        precision, recall = map(
+            float, re.search(rf"{kind} precision ([0-9.]+) recall ([0-9.]+)", out).groups()
+        )
+        assert precision >= 0.95 and recall >= 0.9, kind
     assert "backend    context" in out and "shard verify:" in out and ": ok" in out
     assert (run / "samples" / "grid.png").stat().st_size > 0
     assert "report written to" in out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from pipeline.stage_command import add_stage_arguments, run_stage_command
 
@@ -19,6 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     add_stage_arguments(parser)
+    parser.add_argument(
+        "--truth", type=Path, help="a sample corpus truth.json: also print precision and recall against it"
+    )
     parser.set_defaults(func=main)
 
 
@@ -26,4 +30,14 @@ def main(args: argparse.Namespace) -> int:
     from pipeline.dedup.stage import DedupStage
 
     run_stage_command(DedupStage(), args)
+    if args.truth:
+        from pipeline.dedup.evaluate import evaluate
+
+        scores = evaluate(args.run, args.truth)
+        for kind, label in (("images", "near-duplicate images"), ("groups", "duplicate groups")):
+            s = scores[kind]
+            print(
+                f"against the truth: {label} precision {s['precision']:.3f} recall {s['recall']:.3f} "
+                f"({s['predicted_pairs']} pairs found, {s['truth_pairs']} planted)"
+            )
     return 0

@@ -70,6 +70,11 @@ class PHashIndex:
         return self.blocks - self.radius
 
     @property
+    def key_bits(self) -> int:
+        """Bits of the longest table key."""
+        return self.keep * -(-BITS // self.blocks)
+
+    @property
     def tables(self) -> list[tuple[int, ...]]:
         return list(combinations(range(self.blocks), self.keep))
 
@@ -116,19 +121,19 @@ class PHashIndex:
         if key_range is not None:
             inside = (keys >= np.uint64(key_range[0])) & (keys < np.uint64(key_range[1]))
             keys, rows = keys[inside], rows[inside]
-        order = np.argsort(keys, kind="stable")
-        keys, rows = keys[order], rows[order]
+        keys, rows = _sort_by_key(keys, rows, self.key_bits)
+        sorted_hashes = hashes[rows]  # one gather; the pairs below then read nearby memory
         for left, right in _run_pairs(keys, chunk):
-            i, j = rows[left], rows[right]
-            dist = hamming(hashes[i], hashes[j])
+            a, b = sorted_hashes[left], sorted_hashes[right]
+            dist = hamming(a, b)
             near = dist <= self.radius
-            i, j, dist = i[near], j[near], dist[near]
-            if len(i) and self.keep < self.blocks:
-                mine = self._owned(hashes[i], hashes[j], table)
-                i, j, dist = i[mine], j[mine], dist[mine]
-            if len(i):
-                lo, hi = np.minimum(i, j), np.maximum(i, j)
-                yield lo, hi, dist
+            left, right, dist = left[near], right[near], dist[near]
+            if len(left) and self.keep < self.blocks:
+                mine = self._owned(a[near], b[near], table)
+                left, right, dist = left[mine], right[mine], dist[mine]
+            if len(left):
+                i, j = rows[left], rows[right]
+                yield np.minimum(i, j), np.maximum(i, j), dist
 
     def all_pairs(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every pair within the radius, each once (all tables, in this process)."""
@@ -137,6 +142,20 @@ class PHashIndex:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty, np.zeros(0, dtype=np.int8)
         return tuple(np.concatenate(parts) for parts in zip(*found, strict=True))  # type: ignore[return-value]
+
+
+def _sort_by_key(keys: np.ndarray, rows: np.ndarray, key_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keys ascending, rows ascending within a key. Keys of up to 32 bits are sorted as two 16-bit digits
+    (numpy's stable sort of 16-bit integers is a radix sort: several times faster than a comparison sort
+    at a million hashes); longer keys fall back to a stable argsort."""
+    if key_bits > 32:
+        order = np.argsort(keys, kind="stable")
+        return keys[order], rows[order]
+    order = np.argsort((keys & np.uint64(0xFFFF)).astype(np.uint16), kind="stable")
+    if key_bits > 16:
+        high = (keys[order] >> np.uint64(16)).astype(np.uint16)
+        order = order[np.argsort(high, kind="stable")]
+    return keys[order], rows[order]
 
 
 def _run_pairs(keys: np.ndarray, chunk: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -153,7 +172,9 @@ def _run_pairs(keys: np.ndarray, chunk: int) -> Iterator[tuple[np.ndarray, np.nd
     lengths = np.diff(np.r_[starts, n])
     run_of = np.repeat(np.arange(len(starts)), lengths)
     remainder = (starts + lengths)[run_of] - np.arange(n) - 1  # elements after p in its run
-    by_remainder = np.argsort(-remainder, kind="stable")
+    # a narrow integer type makes the stable sort a radix sort
+    narrow = np.int16 if remainder.max() < np.iinfo(np.int16).max else np.int64
+    by_remainder = np.argsort((-remainder).astype(narrow), kind="stable")
     sorted_rem = remainder[by_remainder]
     for d in range(1, int(sorted_rem[0]) + 1):
         count = int(np.searchsorted(-sorted_rem, -d, side="right"))  # positions with remainder >= d

@@ -30,6 +30,9 @@ class Assets:
         self.corpus = corpus
         self._photos: dict[str, Ref] = {}
         self._photo_images: dict[str, Image.Image] = {}
+        # one file format per glyph rendering (face, char, style): a site serves each glyph picture once,
+        # so two pages showing one glyph show the same file, never a PNG and a JPEG of it
+        self._glyph_formats: dict[tuple[str, str, int], str] = {}
 
     # -- encoders ----------------------------------------------------------------------------------
     def jpeg(self, name: str, img: Image.Image, alt: str, quality: int = 90) -> Ref:
@@ -60,6 +63,8 @@ class Assets:
         return self.png("site-logo", images.logo(), "Sample GDT logo")
 
     def glyph(self, face: str, char: str, style: int, fmt: str = "png") -> Ref:
+        """The glyph's file; `fmt` applies to its first use only (later uses get the same file)."""
+        fmt = self._glyph_formats.setdefault((face, char, style), fmt)
         fg, bg = GLYPH_STYLES[style]
         img = images.glyph(face, char, GLYPH_SIDE, fg, bg)
         alt = f"{char} in {images.face_label(face)}"
@@ -79,7 +84,10 @@ class Assets:
         return self.jpeg(name, img, f"{photo.replace('_', ' ')} seen from the {side}")
 
     def inline_glyph(self, face: str, char: str, style: int) -> Ref:
-        """A glyph written into the documents as a data: URI rather than a file."""
+        """A glyph written into the documents as a data: URI rather than a file (the same PNG bytes as its
+        file, so extract stores the two as one image)."""
+        if self._glyph_formats.setdefault((face, char, style), "png") != "png":
+            raise ValueError(f"{face} {char!r} style {style} is already served as a JPEG file")
         fg, bg = GLYPH_STYLES[style]
         img = images.glyph(face, char, GLYPH_SIDE, fg, bg)
         name = f"inline-{face}-u{ord(char):04x}-s{style}.png"

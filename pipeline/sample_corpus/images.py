@@ -92,13 +92,14 @@ FACES = (
     "DejaVuSerif-Italic DejaVuSerif-BoldItalic STIXGeneral STIXGeneralBol STIXGeneralItalic "
     "STIXGeneralBolIta cmr10 cmb10 cmss10 cmti10 cmtt10 cmmi10"
 ).split()
-GLYPHS = "AgR7&bQ3k?HaeMx5%WyZ2d"
+# characters a font page may show; `glyphs.FACE_GLYPHS` gives each face those it draws its own way
+CANDIDATE_CHARS = "AgR7&bQ3k?HaeMx5%WyZ2dmrtwGKS49"
 _LETTERS_ONLY = {"cmmi10"}
 
 
-def face_glyphs(face: str) -> str:
-    """Glyphs of GLYPHS that the face draws as themselves."""
-    return "".join(c for c in GLYPHS if c.isalnum()) if face in _LETTERS_ONLY else GLYPHS
+def draws_as_itself(face: str, char: str) -> bool:
+    """Whether the face draws the character at its Unicode code point."""
+    return char.isalnum() or face not in _LETTERS_ONLY
 
 
 def face_label(face: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 
-from pipeline.sample_corpus import images, texts
+from pipeline.sample_corpus import glyphs, images, texts
 from pipeline.sample_corpus.assets import Assets
 from pipeline.sample_corpus.model import Broken, Corpus, DocBuilder, Ref
 from pipeline.sample_corpus.pages import captions, close_page, open_page, page_with_run
@@ -23,7 +23,7 @@ BROKEN_KINDS: tuple[Broken, ...] = ("missing", "truncated", "not_image", "svg")
 def _random_glyph(assets: Assets, rng: random.Random) -> Ref:
     face = rng.choice(images.FACES)
     return assets.glyph(
-        face, rng.choice(images.face_glyphs(face)), rng.randrange(4), rng.choice(("png", "jpg"))
+        face, rng.choice(glyphs.face_glyphs(face)), rng.randrange(4), rng.choice(("png", "jpg"))
     )
 
 
@@ -110,7 +110,7 @@ def broken_pages(corpus: Corpus, assets: Assets, samplers: dict[str, CropSampler
         kind = BROKEN_KINDS[k % len(BROKEN_KINDS)]
         if k % 2 == 0:
             face = rng.choice(images.FACES)
-            chars = rng.sample(images.face_glyphs(face), rng.randint(3, 5))
+            chars = rng.sample(glyphs.face_glyphs(face), rng.randint(3, 5))
             style = rng.randrange(4)
             refs = [assets.glyph(face, c, style, "png") for c in chars]
             category, subject = "font", f"the {images.face_label(face)} typeface"

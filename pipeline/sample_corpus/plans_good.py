@@ -10,7 +10,7 @@ import random
 
 import numpy as np
 
-from pipeline.sample_corpus import images
+from pipeline.sample_corpus import glyphs, images
 from pipeline.sample_corpus.assets import Assets
 from pipeline.sample_corpus.model import Corpus, DocBuilder, Ref
 from pipeline.sample_corpus.pages import close_page, open_page, page_with_run
@@ -35,7 +35,7 @@ ZOOM_SOURCES = ("hubble_deep_field", "retina", "china", "flower", "immunohistoch
 
 
 def glyph_set(assets: Assets, rng: random.Random, face: str, n: int, style: int, fmt: str) -> list[Ref]:
-    return [assets.glyph(face, c, style, fmt) for c in rng.sample(images.face_glyphs(face), n)]
+    return [assets.glyph(face, c, style, fmt) for c in rng.sample(glyphs.face_glyphs(face), n)]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -50,7 +50,7 @@ def fonts(corpus: Corpus, assets: Assets) -> list[DocBuilder]:
         rng = corpus.rng(f"font:{face}")
         first = rng.randrange(4)
         # the two pages of a face show disjoint glyphs, so they share no picture
-        pool = rng.sample(images.face_glyphs(face), 12)
+        pool = rng.sample(glyphs.face_glyphs(face), 12)
         for k, style in enumerate((first, (first + 1 + rng.randrange(3)) % 4)):
             fmt = "png" if rng.random() < 0.6 else "jpg"
             chars = pool[6 * k : 6 * k + rng.randint(3, 6)]

@@ -32,11 +32,6 @@ def test_duplicate_groups_match_the_truth(scored: dict) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="the corpus puts glyphs that two typefaces draw alike (DejaVu Sans/Serif '%', Sans/Mono digits) "
-    "in separate groups without listing them as near-duplicates; dedup finds them (precision ~0.7)",
-)
 def test_near_duplicate_images_match_the_truth(scored: dict) -> None:
     images = scored["images"]
     assert images["unmapped"] == 0
