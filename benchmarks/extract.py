@@ -26,7 +26,7 @@ from pipeline.extract.stage import ExtractStage
 from pipeline.runner import run_stage
 from pipeline.sample_corpus import build
 
-COPIES = 6
+COPIES = 24
 
 
 def replicate(corpus: Path, copies: int) -> Path:

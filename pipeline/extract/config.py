@@ -12,7 +12,7 @@ from manifests.config import StageConfig
 class ExtractConfig(StageConfig):
     input: str = ""  # a parquet file/folder, a jsonl(.gz) file/folder, or a folder of HTML pages
     format: Literal["auto", "obelics", "mmc4", "html"] = "auto"
-    docs_per_part: int = Field(64, ge=1)
+    docs_per_part: int = Field(256, ge=1)
 
     # references: where bytes may come from
     local_root: str | None = None  # local paths must lie under it; default: the folder holding the input
@@ -25,7 +25,8 @@ class ExtractConfig(StageConfig):
     max_bytes: int = Field(20 * 1024**2, ge=1)
     max_redirects: int = Field(5, ge=0)
     user_agent: str = "gdt-extract/0.1 (+https://github.com/gdt)"
-    fetch_threads: int = Field(8, ge=1)
+    fetch_threads: int = Field(16, ge=1)  # URLs being fetched at once per part
+    decode_threads: int = Field(2, ge=1)  # decoding is CPU work: about the cores a part may use
 
     # decoding and filters (OBELICS used min side 150 and aspect <= 2)
     max_pixels: int = Field(40_000_000, ge=1)  # guards against decompression bombs
@@ -41,4 +42,4 @@ class ExtractConfig(StageConfig):
     max_images_per_document: int = Field(2000, ge=1)
     context_chars: int = Field(500, ge=0)
 
-    runtime_fields: ClassVar[frozenset[str]] = frozenset({"fetch_threads"})
+    runtime_fields: ClassVar[frozenset[str]] = frozenset({"fetch_threads", "decode_threads"})

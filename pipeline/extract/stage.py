@@ -123,9 +123,33 @@ class ExtractStage(Stage):
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _fetch_and_decode(fetcher: Fetcher, target: Target, cfg: ExtractConfig) -> DecodedImage | FetchFailure:
-    data = fetcher.fetch(target)
-    return data if isinstance(data, FetchFailure) else decode_image(data, cfg)
+def fetch_and_decode(targets: list[Target], cfg: ExtractConfig) -> dict[Target, DecodedImage | FetchFailure]:
+    """Every target once. URLs wait on the network in ``fetch_threads``; decoding is CPU work and gets
+    ``decode_threads`` (more threads than cores only fight over the GIL)."""
+    fetcher = Fetcher(cfg)
+    try:
+        with (
+            ThreadPoolExecutor(max_workers=cfg.fetch_threads) as fetch_pool,
+            ThreadPoolExecutor(max_workers=cfg.decode_threads) as decode_pool,
+        ):
+
+            def decode(data: bytes | FetchFailure) -> DecodedImage | FetchFailure:
+                return data if isinstance(data, FetchFailure) else decode_image(data, cfg)
+
+            pending = {}
+            for target in targets:
+                if target.kind == "url":
+                    fetched = fetch_pool.submit(fetcher.fetch, target)
+                    pending[target] = fetched
+                else:
+                    pending[target] = decode_pool.submit(lambda t: decode(fetcher.fetch(t)), target)
+            decoding = {}
+            for target, future in pending.items():
+                is_url = target.kind == "url"
+                decoding[target] = decode_pool.submit(decode, future.result()) if is_url else future
+            return {t: f.result() for t, f in decoding.items()}
+    finally:
+        fetcher.close()
 
 
 def extract_documents(docs: list[Document], cfg: ExtractConfig, root: Path) -> dict[str, pa.Table]:
@@ -135,14 +159,7 @@ def extract_documents(docs: list[Document], cfg: ExtractConfig, root: Path) -> d
         for position, ref in enumerate(refs[: cfg.max_images_per_document]):
             targets[d, position] = resolve(ref.ref, doc.base, cfg, root)
     unique = sorted({t for t in targets.values() if isinstance(t, Target)}, key=lambda t: (t.kind, t.value))
-    fetcher = Fetcher(cfg)
-    try:
-        with ThreadPoolExecutor(max_workers=min(cfg.fetch_threads, max(len(unique), 1))) as pool:
-            results = dict(
-                zip(unique, pool.map(lambda t: _fetch_and_decode(fetcher, t, cfg), unique), strict=True)
-            )
-    finally:
-        fetcher.close()
+    results = fetch_and_decode(unique, cfg)
 
     documents, groups, drops = [], [], []
     images: dict[str, dict[str, Any]] = {}
