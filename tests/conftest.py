@@ -46,3 +46,30 @@ def sample_run(sample_corpus, tmp_path_factory, ray_cluster):
     cfg = ExtractConfig(input=str(sample_corpus / "documents.parquet"))
     run_stage(ExtractStage(), cfg, run, RuntimeConfig(), quiet=True)
     return run
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package, installed by .ci/run; never `playwright install`
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """A real headless Chromium driven by Playwright, one per test module (Playwright's sync API keeps an
+    event loop of its own, which must not outlive the module into tests that run asyncio)."""
+    from pathlib import Path
+
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no {CHROMIUM}: install it with `apt-get install -y chromium` (.ci/run does)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from tests.pipeline.report.page import SECTIONS
-from tests.pipeline.report.test_report_browser import _open_and_check, browser  # noqa: F401 (fixture)
+from tests.pipeline.report.test_report_browser import _open_and_check
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_make_demo_runs_every_stage_and_the_report_is_complete(browser, tmp_path):  # noqa: F811
+def test_make_demo_runs_every_stage_and_the_report_is_complete(chromium, tmp_path):
     run, corpus = tmp_path / "run", tmp_path / "corpus"
     done = subprocess.run(
         ["make", "demo", f"RUN={run}", f"CORPUS={corpus}"],
@@ -38,7 +38,7 @@ def test_make_demo_runs_every_stage_and_the_report_is_complete(browser, tmp_path
     assert (run / "samples" / "grid.png").stat().st_size > 0
     assert "report written to" in out
 
-    texts = _open_and_check(browser, run / "report" / "index.html", tmp_path / "demo-report.png")
+    texts = _open_and_check(chromium, run / "report" / "index.html", tmp_path / "demo-report.png")
     assert set(texts) == set(SECTIONS)
     for section, text in texts.items():
         assert "not run" not in text, f"section {section} says a stage did not run"

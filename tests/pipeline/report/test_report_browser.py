@@ -1,4 +1,4 @@
-"""The report in a real browser: Chromium (through Playwright, no download) opens the static page from
+"""The report in a real chromium: Chromium (through Playwright, no download) opens the static page from
 file://, every section renders with content, no image is broken, nothing is fetched from a network, and
 a screenshot is taken."""
 
@@ -10,33 +10,9 @@ import pytest
 
 from tests.pipeline.report.page import SECTIONS
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(
-            f"no {CHROMIUM}: install it with `apt-get install -y chromium` (never `playwright install`)"
-        )
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-def _open_and_check(browser, index: Path, screenshot: Path) -> dict[str, str]:
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+def _open_and_check(chromium, index: Path, screenshot: Path) -> dict[str, str]:
+    page = chromium.new_page(viewport={"width": 1400, "height": 1000})
     requests, errors = [], []
     page.on("request", lambda r: requests.append(r.url))
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -65,16 +41,16 @@ def _open_and_check(browser, index: Path, screenshot: Path) -> dict[str, str]:
 
 
 @pytest.mark.integration
-def test_the_report_of_a_complete_run_renders_in_chromium(browser, hand_report, tmp_path):
-    texts = _open_and_check(browser, hand_report, tmp_path / "complete-run.png")
+def test_the_report_of_a_complete_run_renders_in_chromium(chromium, hand_report, tmp_path):
+    texts = _open_and_check(chromium, hand_report, tmp_path / "complete-run.png")
     for section in ("classifier", "dedup", "shards"):
         assert "not run" not in texts[section]
     assert "portrait" in texts["distributions"]
 
 
 @pytest.mark.integration
-def test_collapsed_tables_and_manifests_open_on_click(browser, hand_report):
-    page = browser.new_page()
+def test_collapsed_tables_and_manifests_open_on_click(chromium, hand_report):
+    page = chromium.new_page()
     page.goto(hand_report.resolve().as_uri())
     shards = page.locator("section#shards")
     assert "train-000000.tar" not in shards.inner_text()  # the per-shard table starts folded
@@ -88,6 +64,6 @@ def test_collapsed_tables_and_manifests_open_on_click(browser, hand_report):
 
 
 @pytest.mark.integration
-def test_the_report_of_an_extracted_run_renders_in_chromium(browser, sample_report, tmp_path):
-    texts = _open_and_check(browser, sample_report, tmp_path / "extract-only.png")
+def test_the_report_of_an_extracted_run_renders_in_chromium(chromium, sample_report, tmp_path):
+    texts = _open_and_check(chromium, sample_report, tmp_path / "extract-only.png")
     assert "classify not run" in texts["classifier"] and "shard not run" in texts["shards"]
