@@ -7,6 +7,7 @@ so ``--set extract.min_side=100`` gives an int and ``--set extract.allowed_netwo
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 from collections.abc import Iterable
@@ -94,6 +95,18 @@ def section(data: dict[str, Any], name: str, model: type[Section]) -> Section:
     except ValidationError as err:
         problems = "; ".join(f"{name}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors())
         raise ConfigError(f"invalid config: {problems}") from err
+
+
+def add_overrides_argument(parser: argparse.ArgumentParser, example: str) -> None:
+    """The repeatable ``--set KEY=VALUE`` option every configurable command takes (into ``overrides``)."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a config value, e.g. --set {example} (repeatable)",
+    )
 
 
 def dump_sections(sections: dict[str, StageConfig]) -> str:

@@ -10,21 +10,40 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from manifests.config import RuntimeConfig, StageConfig, apply_overrides, load_yaml, section
+from manifests.config import (
+    RuntimeConfig,
+    Section,
+    StageConfig,
+    add_overrides_argument,
+    apply_overrides,
+    load_yaml,
+    section,
+)
 from pipeline.runner import Stage, StageResult, run_stage
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, example: str) -> None:
+    """``--config FILE`` (default: the run's own config.yaml) and repeatable ``--set`` overrides."""
+    parser.add_argument(
+        "--config", type=Path, help="YAML config with one section per stage (default: RUN/config.yaml)"
+    )
+    add_overrides_argument(parser, example)
+
+
+def read_sections(
+    args: argparse.Namespace, name: str, model: type[Section], extra: list[str] | None = None
+) -> tuple[Section, dict]:
+    """The ``name`` section of the run's config with overrides applied, and the whole mapping."""
+    config_file = args.config
+    if config_file is None and (args.run / "config.yaml").exists():
+        config_file = args.run / "config.yaml"
+    data = apply_overrides(load_yaml(config_file), [*(extra or []), *args.overrides], name)
+    return section(data, name, model), data
 
 
 def add_stage_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", required=True, type=Path, help="the run folder (created if missing)")
-    parser.add_argument("--config", type=Path, help="YAML config with one section per stage")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set extract.min_side=100 (repeatable)",
-    )
+    add_config_arguments(parser, "extract.min_side=100")
     parser.add_argument("--force", action="store_true", help="redo the stage even if it is up to date")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
 
@@ -32,11 +51,8 @@ def add_stage_arguments(parser: argparse.ArgumentParser) -> None:
 def stage_config(
     args: argparse.Namespace, stage_name: str, model: type[StageConfig], extra: list[str] | None = None
 ) -> tuple[StageConfig, RuntimeConfig]:
-    config_file = args.config
-    if config_file is None and (args.run / "config.yaml").exists():
-        config_file = args.run / "config.yaml"
-    data = apply_overrides(load_yaml(config_file), [*(extra or []), *args.overrides], stage_name)
-    return section(data, stage_name, model), section(data, "runtime", RuntimeConfig)
+    cfg, data = read_sections(args, stage_name, model, extra)
+    return cfg, section(data, "runtime", RuntimeConfig)
 
 
 def run_stage_command(stage: Stage, args: argparse.Namespace, extra: list[str] | None = None) -> StageResult:

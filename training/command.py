@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from manifests.config import add_overrides_argument
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser(
@@ -18,14 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--config", required=True, type=Path, help="training config YAML")
     train.add_argument("--shards", required=True, help="folder of train-*.tar shards (e.g. RUN/shard)")
-    train.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set optim.lr=1e-4 (repeatable)",
-    )
+    add_overrides_argument(train, "optim.lr=1e-4")
     train.set_defaults(func=train_main)
 
     sample = subparsers.add_parser(

@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 
 from classifier.annotate.config import LabelConfig
-from manifests.config import apply_overrides, load_yaml, section
 from pipeline.errors import UserError
+from pipeline.stage_command import add_config_arguments, read_sections
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -60,24 +60,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _action(actions: argparse._SubParsersAction, name: str, text: str) -> argparse.ArgumentParser:
     parser = actions.add_parser(name, help=text, description=text)
     parser.add_argument("--run", required=True, type=Path, help="the run folder")
-    parser.add_argument("--config", type=Path, help="YAML config; its label: section is used")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="e.g. labels_per_group=2",
-    )
+    add_config_arguments(parser, "label.labels_per_group=2")
     return parser
 
 
 def label_config(args: argparse.Namespace) -> LabelConfig:
-    config_file = args.config
-    if config_file is None and (args.run / "config.yaml").exists():
-        config_file = args.run / "config.yaml"
-    data = apply_overrides(load_yaml(config_file), args.overrides, "label")
-    return section(data, "label", LabelConfig)
+    return read_sections(args, "label", LabelConfig)[0]
 
 
 def _open(args: argparse.Namespace):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pipeline.stage_command import add_config_arguments, read_sections
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -21,28 +23,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--run", required=True, type=Path, help="the run folder")
     parser.add_argument("--truth", type=Path, help="truth.json of the sample corpus: categories of groups")
     parser.add_argument("--out", type=Path, help="folder to write the report to (default: RUN/report)")
-    parser.add_argument("--config", type=Path, help="YAML config; its report: section is used")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a report setting, e.g. --set gallery_groups=24 (repeatable)",
-    )
+    add_config_arguments(parser, "report.gallery_groups=24")
     parser.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
-    from manifests.config import apply_overrides, load_yaml, section
     from pipeline.report.build import write_report
     from pipeline.report.config import ReportConfig
 
-    config_file = args.config
-    if config_file is None and (args.run / "config.yaml").exists():
-        config_file = args.run / "config.yaml"
-    data = apply_overrides(load_yaml(config_file), args.overrides, "report")
-    cfg = section(data, "report", ReportConfig)
+    cfg = read_sections(args, "report", ReportConfig)[0]
     index = write_report(args.run, args.out, cfg, args.truth)
     for line in headline(args.run):
         print(line)
