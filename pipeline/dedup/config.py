@@ -23,7 +23,7 @@ class DedupConfig(StageConfig):
     max_pixel_diff: float = Field(default=8.0, gt=0)  # mean absolute RGB difference, 0-255
     max_changed_share: float = Field(default=0.005, ge=0, le=1)  # share of pixels off by > 64 levels
     max_sharpness_ratio: float = Field(default=1.12, ge=1)  # catches blur / sharpen / pixelate edits
-    nprobe: int = Field(default=8, ge=1)  # IVF cells probed per vector query
+    nprobe: int = Field(default=8, ge=1)  # vector index cells each image probes (see vectorindex.py)
 
     # --- groups -----------------------------------------------------------------------------------------
     min_group_size: int = Field(default=2, ge=1)  # a group left smaller than this after removals goes

@@ -13,6 +13,9 @@ Each pair is *owned* by the first table whose key it shares (the combination of 
 equal blocks), so a pair is reported once however many tables it matches: tables and key ranges can be
 processed by separate workers without a global de-duplication step.
 
+Each table is split by the low bits of its keys into parts of about 32k hashes that are sorted and scanned
+inside the CPU cache: at a million hashes this halves the time of a table against one sort of the whole.
+
 Memory per worker: the hashes (8 bytes per image) plus one table's keys and sort order (16 bytes per
 image), plus pair arrays bounded by ``chunk`` pairs at a time.
 """
@@ -21,11 +24,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import combinations
+from itertools import combinations, pairwise
 
 import numpy as np
 
 BITS = 64
+_PARTITION = 1 << 15  # hashes per cache-sized part of a table (256 KB of hashes, 1 MB of work arrays)
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -74,6 +78,11 @@ class PHashIndex:
         """Bits of the longest table key."""
         return self.keep * -(-BITS // self.blocks)
 
+    def table_bits(self, table: int) -> int:
+        """Bits of one table's key (blocks differ in width by one bit, so tables do too)."""
+        bounds = _block_bounds(self.blocks)
+        return sum(bounds[k][1] for k in self.tables[table])
+
     @property
     def tables(self) -> list[tuple[int, ...]]:
         return list(combinations(range(self.blocks), self.keep))
@@ -121,19 +130,20 @@ class PHashIndex:
         if key_range is not None:
             inside = (keys >= np.uint64(key_range[0])) & (keys < np.uint64(key_range[1]))
             keys, rows = keys[inside], rows[inside]
-        keys, rows = _sort_by_key(keys, rows, self.key_bits)
-        sorted_hashes = hashes[rows]  # one gather; the pairs below then read nearby memory
-        for left, right in _run_pairs(keys, chunk):
-            a, b = sorted_hashes[left], sorted_hashes[right]
-            dist = hamming(a, b)
-            near = dist <= self.radius
-            left, right, dist = left[near], right[near], dist[near]
-            if len(left) and self.keep < self.blocks:
-                mine = self._owned(a[near], b[near], table)
-                left, right, dist = left[mine], right[mine], dist[mine]
-            if len(left):
-                i, j = rows[left], rows[right]
-                yield np.minimum(i, j), np.maximum(i, j), dist
+        for part_keys, part_rows, part_bits in _cache_partitions(keys, rows, self.table_bits(table)):
+            part_keys, part_rows = _sort_by_key(part_keys, part_rows, part_bits)
+            sorted_hashes = hashes[part_rows]  # one gather; the pairs below then read nearby memory
+            for left, right in _run_pairs(part_keys, chunk):
+                a, b = sorted_hashes[left], sorted_hashes[right]
+                dist = hamming(a, b)
+                near = dist <= self.radius
+                left, right, dist = left[near], right[near], dist[near]
+                if len(left) and self.keep < self.blocks:
+                    mine = self._owned(a[near], b[near], table)
+                    left, right, dist = left[mine], right[mine], dist[mine]
+                if len(left):
+                    i, j = part_rows[left], part_rows[right]
+                    yield np.minimum(i, j), np.maximum(i, j), dist
 
     def all_pairs(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every pair within the radius, each once (all tables, in this process)."""
@@ -144,10 +154,29 @@ class PHashIndex:
         return tuple(np.concatenate(parts) for parts in zip(*found, strict=True))  # type: ignore[return-value]
 
 
+def _cache_partitions(
+    keys: np.ndarray, rows: np.ndarray, key_bits: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+    """Split a table into parts of about ``_PARTITION`` hashes by the low bits of their keys, so that each
+    part is sorted and scanned inside the CPU cache. Equal keys share their low bits, so no pair spans two
+    parts. Yields ``(keys without those bits, rows, bits left)``; the shorter keys also sort faster."""
+    split_bits = min(8, key_bits, max(0, int(np.ceil(np.log2(max(1, len(keys)) / _PARTITION)))))
+    if split_bits == 0:
+        yield keys, rows, key_bits
+        return
+    low = (keys & np.uint64((1 << split_bits) - 1)).astype(np.uint8)
+    order = np.argsort(low, kind="stable")  # radix sort: a stable sort of 8-bit integers
+    bounds = np.r_[0, np.cumsum(np.bincount(low, minlength=1 << split_bits))]
+    keys, rows = keys[order] >> np.uint64(split_bits), rows[order]
+    for lo, hi in pairwise(bounds):
+        if hi - lo > 1:
+            yield keys[lo:hi], rows[lo:hi], key_bits - split_bits
+
+
 def _sort_by_key(keys: np.ndarray, rows: np.ndarray, key_bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Keys ascending, rows ascending within a key. Keys of up to 32 bits are sorted as two 16-bit digits
-    (numpy's stable sort of 16-bit integers is a radix sort: several times faster than a comparison sort
-    at a million hashes); longer keys fall back to a stable argsort."""
+    """Keys ascending, rows ascending within a key. Keys of up to 32 bits are sorted as one or two 16-bit
+    digits (numpy's stable sort of 16-bit integers is a radix sort: several times faster than a
+    comparison sort); longer keys fall back to a stable argsort."""
     if key_bits > 32:
         order = np.argsort(keys, kind="stable")
         return keys[order], rows[order]

@@ -1,37 +1,40 @@
-"""Approximate nearest neighbours on image vectors (faiss): every pair above a cosine, without all pairs.
+"""Approximate nearest neighbours on image vectors: every pair above a cosine, without all pairs.
 
 Inputs: an (n, d) array of L2-normalised vectors (float16 or float32). Outputs: index pairs ``(i, j)``,
 ``i < j``, with their cosine.
 
-Small collections (``n <= exact_below``) use an exact flat index. Larger ones use an inverted-file index
-(``IVF``: k-means cells, ``cells_per_sqrt * sqrt(n)`` of them) storing the vectors as float16 (exactly
-the precision the embed stage writes); a range search probes the ``nprobe`` cells nearest each query, so
-near-duplicates are found unless they fall in cells far apart. Here the queries are the indexed vectors
-themselves, which the build exploits:
-- one pass of the coarse quantizer gives every vector its ``nprobe`` nearest cells: the first is the cell
-  it is stored in, all of them are the cells its query probes (faiss would otherwise search the
-  quantizer twice, once to add and once to query);
-- queries run in the order of their cells, so consecutive queries scan the same few lists while they
-  are in cache instead of streaming the whole index from memory for each query;
-- k-means only places cells (a pair lost to a misplaced border is found from its other side, or by the
-  hash index): ``train_per_cell`` sample vectors per cell and ``train_iterations`` rounds suffice.
+Small collections (``n <= exact_below``) use an exact flat faiss index. Larger ones are cut into cells of
+about ``cell_size`` vectors (an inverted file) and joined cell by cell:
+- cells are spherical k-means centroids in an ``assign_dims``-d PCA projection of the vectors
+  (re-normalised). Projecting only decides *where* a vector is stored and which cells it probes;
+  cosines are always computed on the full vectors. Near-duplicates are close in any projection, so they
+  still land in the same or neighbouring cells, and assigning in 64 dimensions costs a quarter of 256;
+  spherical k-means keeps the cells even (plain k-means on unit vectors gave cells twice as uneven,
+  doubling the join);
+- the centroids come from two-level k-means (``sqrt(cells)`` coarse clusters, each split in proportion
+  to its share of the sample), so training grows as ``cells ** 1.5`` on a small sample, not ``cells ** 2``;
+- every vector is stored in its nearest cell and probes its ``nprobe`` nearest cells; a pair is found
+  when either vector probes the other's cell;
+- the join runs per cell: the vectors probing a cell times the vectors stored in it is one matrix
+  product (BLAS), so each cell is read once per cell instead of once per query.
 
-Time: the coarse pass and the scan both grow as ``n * sqrt(n) * d`` with small constants (measured in
-``benchmarks/dedup.py``). Memory per worker: the input vectors, the index (2 x d bytes per vector, 512
-MB per million 256-d vectors), the probe lists (12 x nprobe bytes per vector) and the centroids; queries
-are converted to float32 one batch at a time. Queries are independent, so workers split them by row
-range, each holding the whole index.
+With a fixed cell size the join grows as ``n * nprobe * cell_size * d`` (linear in n); assigning vectors
+to cells grows as ``n * (n / cell_size) * assign_dims``, a small quadratic term (measured in
+``benchmarks/dedup.py``). Memory per worker: the input vectors, the probe lists (8 x nprobe bytes per
+vector), the projected training sample, and one cell's product (``nprobe * cell_size ** 2`` floats, ~2 MB
+at the defaults); vectors are converted to float32 one batch or one cell at a time. Queries are
+independent, so workers split them by row range, each assigning the whole collection to cells.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import faiss
 import numpy as np
-from faiss.contrib.ivf_tools import add_preassigned, range_search_preassigned
 
-_BATCH = 8192  # queries per faiss call: bounds the float32 copy and the result buffers
+_BATCH = 8192  # vectors per faiss call: bounds the float32 copy and the result buffers
 
 
 @dataclass
@@ -41,80 +44,151 @@ class VectorIndex:
     vectors: np.ndarray
     nprobe: int = 8
     exact_below: int = 20_000
-    cells_per_sqrt: float = 4.0
+    cell_size: int = 256
+    assign_dims: int = 64
     train_per_cell: int = 16
     train_iterations: int = 10
     seed: int = 0
-    index: faiss.Index = field(init=False, repr=False)
-    probes: np.ndarray | None = field(init=False, repr=False, default=None)  # (n, nprobe) cell ids
-    probe_sims: np.ndarray | None = field(init=False, repr=False, default=None)  # their similarities
+    exact: faiss.Index | None = field(init=False, repr=False, default=None)
+    # the cells of every row, nearest first (column 0: where it is stored); the rows sorted by that cell;
+    # cell c holds cell_order[cell_bounds[c]:cell_bounds[c + 1]]
+    probes: np.ndarray | None = field(init=False, repr=False, default=None)
+    cell_order: np.ndarray | None = field(init=False, repr=False, default=None)
+    cell_bounds: np.ndarray | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         self.vectors = np.ascontiguousarray(self.vectors)
         n, dim = self.vectors.shape
         if n <= self.exact_below:
-            self.index = faiss.IndexFlatIP(dim)
+            self.exact = faiss.IndexFlatIP(dim)
             for lo in range(0, n, _BATCH):
-                self.index.add(self._float32(slice(lo, lo + _BATCH)))
+                self.exact.add(self._float32(slice(lo, lo + _BATCH)))
             return
-        cells = int(self.cells_per_sqrt * np.sqrt(n))
-        quantizer = faiss.IndexFlatIP(dim)
-        index = faiss.IndexIVFScalarQuantizer(
-            quantizer, dim, cells, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
+        cells = max(1, n // self.cell_size)
+        rng = np.random.default_rng(self.seed)
+        sample = self._float32(
+            np.sort(rng.choice(n, size=min(n, self.train_per_cell * cells), replace=False))
         )
-        index.by_residual = False  # store the vectors themselves: their float16 is exact
-        index.cp.seed, index.cp.niter = self.seed, self.train_iterations
-        index.cp.max_points_per_centroid = index.cp.min_points_per_centroid = self.train_per_cell
-        sample = np.random.default_rng(self.seed).choice(
-            n, size=min(n, self.train_per_cell * cells), replace=False
-        )
-        index.train(self._float32(np.sort(sample)))
-        index.nprobe = self.nprobe
-        self.probes = np.empty((n, self.nprobe), dtype=np.int64)
-        self.probe_sims = np.empty((n, self.nprobe), dtype=np.float32)
+        project = self._projection(sample)
+        centroids = _two_level_kmeans(project(sample), cells, self.train_iterations, self.seed)
+        quantizer = faiss.IndexFlatIP(centroids.shape[1])
+        quantizer.add(centroids)
+        nprobe = min(self.nprobe, len(centroids))
+        self.probes = np.empty((n, nprobe), dtype=np.int64)
         for lo in range(0, n, _BATCH):
-            hi = min(n, lo + _BATCH)
-            batch = self._float32(slice(lo, hi))
-            self.probe_sims[lo:hi], self.probes[lo:hi] = quantizer.search(batch, self.nprobe)
-            # no explicit ids: faiss numbers vectors in the order added, which is the row order
-            add_preassigned(index, batch, self.probes[lo:hi, 0].copy())
-        self.index = index
+            _, self.probes[lo : lo + _BATCH] = quantizer.search(
+                project(self._float32(slice(lo, lo + _BATCH))), nprobe
+            )
+        home = self.probes[:, 0]
+        self.cell_order = np.argsort(home, kind="stable")
+        self.cell_bounds = np.searchsorted(home[self.cell_order], np.arange(len(centroids) + 1))
+
+    def _projection(self, sample: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        """PCA to ``assign_dims`` trained on the sample (identity when the vectors are no wider)."""
+        dim = sample.shape[1]
+        if dim <= self.assign_dims:
+            return lambda x: x
+        pca = faiss.PCAMatrix(dim, self.assign_dims)
+        pca.train(sample)
+
+        def project(x: np.ndarray) -> np.ndarray:
+            y = pca.apply(x)
+            return y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12)
+
+        return project
 
     def _float32(self, rows: slice | np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(self.vectors[rows], dtype=np.float32)
 
     def __len__(self) -> int:
-        return self.index.ntotal
+        return len(self.vectors)
+
+    @property
+    def cells(self) -> int:
+        """Number of cells (0 for the exact index)."""
+        return 0 if self.cell_bounds is None else len(self.cell_bounds) - 1
 
     def pairs(
         self, min_cosine: float, rows: tuple[int, int] | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Pairs ``(i, j, cosine)`` with ``cosine >= min_cosine`` whose smaller or larger row is a query
-        in ``rows`` (default: all); canonical ``i < j``, each pair once per call."""
+        """Pairs ``(i, j, cosine)`` with ``cosine >= min_cosine`` found by the queries in ``rows`` (default:
+        all; a pair may be found from either side); canonical ``i < j``, each pair once per call."""
         start, stop = rows if rows is not None else (0, len(self))
-        queries = np.arange(start, stop, dtype=np.int64)
-        if self.probes is not None:
-            queries = start + np.argsort(self.probes[start:stop, 0], kind="stable")
+        if self.exact is not None:
+            found = self._exact_pairs(min_cosine, start, stop)
+        else:
+            found = self._cell_pairs(min_cosine, start, stop)
+        if not found:
+            empty = np.zeros(0, np.int64)
+            return empty, empty, np.zeros(0, np.float32)
+        i, j, c = (np.concatenate(column) for column in zip(*found, strict=True))
+        keep = i != j
+        i, j, c = i[keep], j[keep], c[keep]
+        lo_idx, hi_idx = np.minimum(i, j).astype(np.int64), np.maximum(i, j).astype(np.int64)
+        _, first = np.unique(lo_idx * len(self) + hi_idx, return_index=True)
+        return lo_idx[first], hi_idx[first], np.minimum(c[first], 1.0).astype(np.float32)
+
+    def _exact_pairs(self, min_cosine: float, start: int, stop: int) -> list[tuple[np.ndarray, ...]]:
+        assert self.exact is not None
         # faiss keeps results strictly above the radius; step just below so ">=" holds
         radius = float(np.nextafter(np.float32(min_cosine), np.float32(-1)))
-        found_i, found_j, found_c = [], [], []
-        for lo in range(0, len(queries), _BATCH):
-            batch = queries[lo : lo + _BATCH]
-            x = self._float32(batch)
-            if self.probes is None:
-                lims, sims, ids = self.index.range_search(x, radius)
-            else:
-                assert self.probe_sims is not None
-                lims, sims, ids = range_search_preassigned(
-                    self.index, x, radius, self.probes[batch], self.probe_sims[batch]
-                )
-            query = np.repeat(batch, np.diff(lims).astype(np.int64))
-            keep = (ids != query) & (sims >= min_cosine)
-            found_i.append(query[keep])
-            found_j.append(ids[keep])
-            found_c.append(sims[keep])
-        i, j, c = (np.concatenate(x) if x else np.zeros(0) for x in (found_i, found_j, found_c))
-        lo_idx, hi_idx = np.minimum(i, j).astype(np.int64), np.maximum(i, j).astype(np.int64)
-        codes = lo_idx * len(self) + hi_idx
-        _, first = np.unique(codes, return_index=True)
-        return lo_idx[first], hi_idx[first], np.minimum(c[first], 1.0).astype(np.float32)
+        found = []
+        for lo in range(start, stop, _BATCH):
+            hi = min(stop, lo + _BATCH)
+            lims, sims, ids = self.exact.range_search(self._float32(slice(lo, hi)), radius)
+            query = np.repeat(np.arange(lo, hi), np.diff(lims).astype(np.int64))
+            keep = sims >= min_cosine
+            found.append((query[keep], ids[keep], sims[keep]))
+        return found
+
+    def _cell_pairs(self, min_cosine: float, start: int, stop: int) -> list[tuple[np.ndarray, ...]]:
+        assert self.probes is not None and self.cell_order is not None and self.cell_bounds is not None
+        probed = self.probes[start:stop].ravel()
+        by_cell = np.argsort(probed, kind="stable")
+        queries = start + by_cell // self.probes.shape[1]
+        query_bounds = np.searchsorted(probed[by_cell], np.arange(self.cells + 1))
+        found = []
+        for cell in range(self.cells):
+            members = self.cell_order[self.cell_bounds[cell] : self.cell_bounds[cell + 1]]
+            probing = queries[query_bounds[cell] : query_bounds[cell + 1]]
+            if len(members) == 0 or len(probing) == 0:
+                continue
+            sims = self._float32(probing) @ self._float32(members).T
+            q, m = np.nonzero(sims >= min_cosine)
+            found.append((probing[q], members[m], sims[q, m]))
+        return found
+
+
+def _two_level_kmeans(x: np.ndarray, cells: int, iterations: int, seed: int) -> np.ndarray:
+    """About ``cells`` centroids of ``x``: ``sqrt(cells)`` coarse clusters, each split by its own k-means
+    into a share of the cells proportional to its share of ``x`` (faiss.contrib's two-level clustering,
+    without its fixed iteration counts)."""
+    coarse_k = max(1, min(len(x), int(np.sqrt(cells))))
+    coarse = _kmeans(x, coarse_k, iterations, seed)
+    _, assigned = coarse.index.search(x, 1)
+    assigned = assigned[:, 0]
+    counts = np.bincount(assigned, minlength=coarse_k)
+    fine_k = np.diff(np.r_[0, np.floor(np.cumsum(counts) * cells / len(x)).astype(np.int64)])
+    centroids = []
+    for cluster in range(coarse_k):
+        points = x[assigned == cluster]
+        k = min(len(points), max(1, int(fine_k[cluster])))
+        if k == 0:
+            continue
+        centroids.append(points if k == len(points) else _kmeans(points, k, iterations, seed).centroids)
+    return np.ascontiguousarray(np.vstack(centroids), dtype=np.float32)
+
+
+def _kmeans(x: np.ndarray, k: int, iterations: int, seed: int) -> faiss.Kmeans:
+    # every point is used (no subsampling) and small clusters are expected: silence faiss's warnings
+    kmeans = faiss.Kmeans(
+        x.shape[1],
+        k,
+        niter=iterations,
+        seed=seed,
+        spherical=True,
+        min_points_per_centroid=1,
+        max_points_per_centroid=len(x),
+    )
+    kmeans.train(x)
+    return kmeans

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from pipeline.dedup import hashindex
 from pipeline.dedup.hashindex import PHashIndex, hamming
 
 
@@ -30,6 +31,17 @@ def test_pairs_equal_brute_force_and_are_reported_once(radius: int, blocks: int)
     assert len(found) == len(set(found))
     assert set(found) == _brute_force(hashes, radius)
     assert np.array_equal(dist, hamming(hashes[i], hashes[j]))
+
+
+def test_cache_sized_parts_find_the_same_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # tables are split into parts by the low bits of their keys once they outgrow the cache; shrink the
+    # part size so that 1500 hashes take that path (up to 8 split bits, some parts nearly empty)
+    hashes = _hashes_with_near_pairs(1500, seed=3)
+    monkeypatch.setattr(hashindex, "_PARTITION", 8)
+    i, j, _ = PHashIndex(8, 11).all_pairs(hashes)
+    found = list(zip(i.tolist(), j.tolist(), strict=True))
+    assert len(found) == len(set(found))
+    assert set(found) == _brute_force(hashes, 8)
 
 
 def test_key_ranges_split_a_table_without_losing_or_repeating_pairs() -> None:

@@ -1,6 +1,7 @@
 """The vector index finds planted near-duplicate vectors, exactly when small and approximately when large."""
 
 import numpy as np
+import pytest
 
 from pipeline.dedup.vectorindex import VectorIndex
 
@@ -28,12 +29,17 @@ def test_exact_index_returns_every_pair_above_the_cosine_once() -> None:
     assert np.allclose(cos, (xf[i] * xf[j]).sum(1), atol=1e-3)
 
 
-def test_ivf_index_recall_and_row_ranges() -> None:
-    x, truth = _planted(30_000, 64, 500, seed=1)
+@pytest.mark.parametrize("dim", [64, 256])  # 256: cells are placed in a 64-d projection
+def test_ivf_index_recall_and_row_ranges(dim: int) -> None:
+    x, truth = _planted(30_000, dim, 500, seed=1)
     index = VectorIndex(x, exact_below=10_000)
-    i, j, _ = index.pairs(0.9)
+    assert index.cells == 30_000 // index.cell_size
+    i, j, cos = index.pairs(0.9)
     found = set(zip(i.tolist(), j.tolist(), strict=True))
     assert len(found & truth) / len(truth) >= 0.95
+    xf = x.astype(np.float32)
+    assert np.all(cos >= 0.9)
+    assert np.allclose(cos, (xf[i] * xf[j]).sum(1), atol=1e-3)  # cosines of the full vectors
     halves = [index.pairs(0.9, rows) for rows in [(0, 15_000), (15_000, 30_000)]]
     split = set()
     for a, b, _ in halves:
