@@ -9,8 +9,9 @@ Parts (run on Ray by the runner, each bounded): ``phash`` parts take some tables
 (and optionally a key range of them), ``vector`` parts a range of queries of the vector index,
 ``groups`` parts a range of groups (pairs inside each group). Every part confirms its candidates on the
 pixels and writes ``edges``. Memory per part: ids and hashes of all images (~90 bytes per image), one
-table's keys, the vector index when it is a vector part (2 x dim bytes per embedded image), and pixel
-signatures (48 KiB) of its candidate images only.
+table's keys, the vector index when it is a vector part (the float16 vectors, 2 x dim bytes, plus
+~8 x (nprobe + 1) bytes of cell lists per embedded image), and pixel signatures (48 KiB) of its candidate
+images only.
 
 ``finalize`` (the driver): connected components of the edges -> clusters; boilerplate; within-group
 dedup; duplicate groups. Memory: the cluster id of every image in an edge, one entry per document's
