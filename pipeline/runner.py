@@ -65,7 +65,9 @@ class Stage:
     Config: ClassVar[type[StageConfig]]
     outputs: ClassVar[dict[str, pa.Schema]]  # tables written per part; always includes "drops"
     upstream: ClassVar[tuple[str, ...]] = ()  # stage folders this stage reads
-    uses_actors: ClassVar[bool] = False  # True: ``setup`` state (a model) is built once per Ray actor
+    # True: parts run on a fixed pool of long-lived Ray actors (``setup`` state, a model, is built once per
+    # actor, and a worker starts its next part without waiting for Ray Data to schedule a new task)
+    uses_actors: ClassVar[bool] = False
     cpus_per_part: ClassVar[float] = 1.0
     keeps: ClassVar[tuple[str, ...]] = ()  # folders in the stage folder that other commands write
 
@@ -98,6 +100,12 @@ class Stage:
         ``stage_dir`` (temporary name, then rename; same bytes for the same part) and return the part's
         tables as ``run`` does. The part's marker, written after, then certifies those files too."""
         return self.run(cfg, inputs, state)
+
+    def prepare(self, cfg: StageConfig, run: Path) -> None:
+        """One-off work that every part needs (an index over the whole input), done once in the driver
+        before the parts run. Write it under the stage folder with a leading ``_`` (not an output),
+        atomically, and reuse it when it is already there: a resumed stage calls this again, and a
+        changed config clears the folder first."""
 
     def count_in(self, inputs: Any) -> dict[str, int]:
         """What a part consumed, for the summary (e.g. documents, references)."""
@@ -200,7 +208,8 @@ def _run_parts_on_ray(
         dataset = dataset.map(
             _PartTask,
             fn_constructor_args=(stage, cfg, str(run)),
-            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=min(workers, len(todo))),
+            # a fixed size: a pool growing from one actor leaves cores idle for the first parts
+            compute=ray.data.ActorPoolStrategy(size=min(workers, len(todo))),
             num_cpus=stage.cpus_per_part,
         )
     else:
@@ -308,6 +317,8 @@ def run_stage(
     done = _finished_parts(stage_dir)
     todo = [p for p in parts if p.index not in done]
     progress = PartProgress(stage.name, total=len(parts), done=len(parts) - len(todo), enabled=not quiet)
+    if todo:
+        stage.prepare(cfg, run)
     with progress:
         if todo and runtime.executor == "local":
             _run_parts_locally(stage, cfg, run, todo, progress)

@@ -24,6 +24,7 @@ class DedupConfig(StageConfig):
     max_changed_share: float = Field(default=0.005, ge=0, le=1)  # share of pixels off by > 64 levels
     max_sharpness_ratio: float = Field(default=1.12, ge=1)  # catches blur / sharpen / pixelate edits
     nprobe: int = Field(default=8, ge=1)  # vector index cells each image probes (see vectorindex.py)
+    vector_exact_below: int = Field(default=20_000, ge=0)  # up to this many embedded images: exact search
 
     # --- groups -----------------------------------------------------------------------------------------
     min_group_size: int = Field(default=2, ge=1)  # a group left smaller than this after removals goes

@@ -8,10 +8,11 @@ ties and the earlier document wins). Outputs: ``RUN/dedup/edges`` (confirmed nea
 Parts (run on Ray by the runner, each bounded): ``phash`` parts take some tables of the multi-index hash
 (and optionally a key range of them), ``vector`` parts a range of queries of the vector index,
 ``groups`` parts a range of groups (pairs inside each group). Every part confirms its candidates on the
-pixels and writes ``edges``. Memory per part: ids and hashes of all images (~90 bytes per image), one
-table's keys, the vector index when it is a vector part (the float16 vectors, 2 x dim bytes, plus
-~8 x (nprobe + 1) bytes of cell lists per embedded image), and pixel signatures (48 KiB) of its candidate
-images only.
+pixels and writes ``edges``. ``prepare`` (the driver, before the parts) assigns every embedded image to
+its vector index cells once (``_vector_cells.npy``), so that vector parts only query. Memory per part:
+ids and hashes of all images (~90 bytes per image), one table's keys, the vector index when it is a
+vector part (the float16 vectors, 2 x dim bytes, plus ~4 x nprobe + 8 bytes of cell lists per embedded
+image), and pixel signatures (48 KiB) of its candidate images only. ``prepare`` holds the vectors once.
 
 ``finalize`` (the driver): connected components of the edges -> clusters; boilerplate; within-group
 dedup; duplicate groups. Memory: the cluster id of every image in an edge, one entry per document's
@@ -20,6 +21,7 @@ image list while counting boilerplate, and the candidate groups' ids and cluster
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,7 +30,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from manifests.drops import DropKind, DropReason, drop_row, drops_table
-from manifests.ledger import InputRef, StageManifest, part_name, read_manifest, write_parquet_atomic
+from manifests.ledger import (
+    InputRef,
+    StageManifest,
+    atomic_write_bytes,
+    part_name,
+    read_manifest,
+    write_parquet_atomic,
+)
 from manifests.schemas import DROPS, GROUPS
 from manifests.tables import read_table
 from pipeline.dedup import candidates as cand
@@ -45,8 +54,10 @@ from pipeline.dedup.groups import (
     vector_pairs,
 )
 from pipeline.dedup.pairs import EDGES, Candidates, confirm
+from pipeline.dedup.vectorindex import VectorIndex
 from pipeline.runner import Part, Stage
 
+VECTOR_CELLS = "_vector_cells.npy"  # every embedded image's vector index cells (see ``prepare``)
 FINAL_PART = 99_999  # finalize writes its tables under this part number, after every planned part
 PHASH_PARTS = 8  # hash tables are spread over at most this many parts (times key_splits)
 
@@ -81,7 +92,7 @@ class DedupStage(Stage):
                 lo, hi = key_space * split // cfg.key_splits, key_space * (split + 1) // cfg.key_splits
                 key_range = None if cfg.key_splits == 1 else (lo, hi)
                 payloads.append(("phash", tuple(tables[start : start + per_part]), key_range))
-        if cfg.min_cosine is not None and cfg.combine == "or" and inputs.has_embeddings(run):
+        if self._searches_vectors(cfg, run):
             n = len(read_table(run, "embed", "embeddings", columns=["image_id"]))
             payloads += [
                 ("vector", lo, min(n, lo + cfg.images_per_part)) for lo in range(0, n, cfg.images_per_part)
@@ -92,6 +103,23 @@ class DedupStage(Stage):
             for lo in range(0, n_groups, cfg.groups_per_part)
         ]
         return [Part(k, p) for k, p in enumerate(payloads)]
+
+    @staticmethod
+    def _searches_vectors(cfg: DedupConfig, run: Path) -> bool:
+        return cfg.min_cosine is not None and cfg.combine == "or" and inputs.has_embeddings(run)
+
+    def prepare(self, cfg: DedupConfig, run: Path) -> None:
+        """The vector index's cells, assigned once for every vector part (each part queries a row range of
+        the same index; assigning is the costly, superlinear step)."""
+        path = run / self.name / VECTOR_CELLS
+        if path.exists() or not self._searches_vectors(cfg, run):
+            return
+        _, vectors = inputs.embeddings(run)
+        index = VectorIndex(vectors, nprobe=cfg.nprobe, exact_below=cfg.vector_exact_below)
+        if index.probes is not None:  # None: small enough for the exact index, nothing to share
+            buffer = io.BytesIO()
+            np.save(buffer, index.probes)
+            atomic_write_bytes(path, buffer.getvalue())
 
     def load(self, cfg: DedupConfig, run: Path, part: Part) -> dict[str, Any]:
         kind = part.payload[0]
@@ -104,8 +132,12 @@ class DedupStage(Stage):
                 loaded["vectors"] = dict(zip(vec_ids, vecs, strict=True))
         elif kind == "vector":
             vec_ids, vecs = inputs.embeddings(run)
+            cells = run / self.name / VECTOR_CELLS
             loaded.update(
-                vector_ids=vec_ids, vectors=vecs, hash_of=dict(zip(ids, hashes.tolist(), strict=True))
+                vector_ids=vec_ids,
+                vectors=vecs,
+                probes=np.load(cells, mmap_mode="r") if cells.exists() else None,
+                hash_of=dict(zip(ids, hashes.tolist(), strict=True)),
             )
         else:
             _, lo, hi = part.payload
@@ -133,8 +165,14 @@ class DedupStage(Stage):
                 loaded["ids"], loaded["hashes"], cfg, payload[1], payload[2], loaded.get("vectors")
             )
         elif kind == "vector":
+            index = VectorIndex(
+                loaded["vectors"],
+                nprobe=cfg.nprobe,
+                exact_below=cfg.vector_exact_below,
+                probes=loaded["probes"],
+            )
             found = cand.from_vectors(
-                loaded["vector_ids"], loaded["vectors"], loaded["hash_of"], cfg, payload[1:]
+                loaded["vector_ids"], loaded["vectors"], loaded["hash_of"], cfg, payload[1:], index
             )
         else:
             found = cand.within_groups(loaded["members"], loaded["hash_of"], cfg, loaded.get("vectors"))

@@ -20,10 +20,11 @@ about ``cell_size`` vectors (an inverted file) and joined cell by cell:
 
 With a fixed cell size the join grows as ``n * nprobe * cell_size * d`` (linear in n); assigning vectors
 to cells grows as ``n * (n / cell_size) * assign_dims``, a small quadratic term (measured in
-``benchmarks/dedup.py``). Memory per worker: the input vectors, the probe lists (8 x nprobe bytes per
-vector), the projected training sample, and one cell's product (``nprobe * cell_size ** 2`` floats, ~2 MB
-at the defaults); vectors are converted to float32 one batch or one cell at a time. Queries are
-independent, so workers split them by row range, each assigning the whole collection to cells.
+``benchmarks/dedup.py``). Memory per worker: the input vectors, the probe lists (4 x nprobe bytes per
+vector), the projected training sample, and one cell's product (``nprobe * cell_size ** 2`` floats,
+~2 MB at the defaults); vectors are converted to float32 one batch or one cell at a time. Queries are
+independent, so workers split them by row range; they share one assignment of the collection to cells
+by passing the ``probes`` of a first build (the dedup stage builds it once, in ``prepare``).
 """
 
 from __future__ import annotations
@@ -50,9 +51,10 @@ class VectorIndex:
     train_iterations: int = 10
     seed: int = 0
     exact: faiss.Index | None = field(init=False, repr=False, default=None)
-    # the cells of every row, nearest first (column 0: where it is stored); the rows sorted by that cell;
+    # the cells of every row, nearest first (column 0: where it is stored); give the ``probes`` of an
+    # earlier build of the same vectors to skip training and assignment. The rows sorted by their cell:
     # cell c holds cell_order[cell_bounds[c]:cell_bounds[c + 1]]
-    probes: np.ndarray | None = field(init=False, repr=False, default=None)
+    probes: np.ndarray | None = field(repr=False, default=None)
     cell_order: np.ndarray | None = field(init=False, repr=False, default=None)
     cell_bounds: np.ndarray | None = field(init=False, repr=False, default=None)
 
@@ -64,6 +66,17 @@ class VectorIndex:
             for lo in range(0, n, _BATCH):
                 self.exact.add(self._float32(slice(lo, lo + _BATCH)))
             return
+        if self.probes is None:
+            self.probes = self._assign_cells()
+        elif len(self.probes) != n:
+            raise ValueError(f"probes for {len(self.probes)} vectors given with {n} vectors")
+        home = self.probes[:, 0]
+        self.cell_order = np.argsort(home, kind="stable")
+        self.cell_bounds = np.searchsorted(home[self.cell_order], np.arange(int(home.max()) + 2))
+
+    def _assign_cells(self) -> np.ndarray:
+        """Train the cells on a sample and give every row its ``nprobe`` nearest, nearest first."""
+        n = len(self.vectors)
         cells = max(1, n // self.cell_size)
         rng = np.random.default_rng(self.seed)
         sample = self._float32(
@@ -74,14 +87,11 @@ class VectorIndex:
         quantizer = faiss.IndexFlatIP(centroids.shape[1])
         quantizer.add(centroids)
         nprobe = min(self.nprobe, len(centroids))
-        self.probes = np.empty((n, nprobe), dtype=np.int64)
+        probes = np.empty((n, nprobe), dtype=np.int32)
         for lo in range(0, n, _BATCH):
-            _, self.probes[lo : lo + _BATCH] = quantizer.search(
-                project(self._float32(slice(lo, lo + _BATCH))), nprobe
-            )
-        home = self.probes[:, 0]
-        self.cell_order = np.argsort(home, kind="stable")
-        self.cell_bounds = np.searchsorted(home[self.cell_order], np.arange(len(centroids) + 1))
+            _, found = quantizer.search(project(self._float32(slice(lo, lo + _BATCH))), nprobe)
+            probes[lo : lo + _BATCH] = found
+        return probes
 
     def _projection(self, sample: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
         """PCA to ``assign_dims`` trained on the sample (identity when the vectors are no wider)."""

@@ -9,6 +9,7 @@ occurrence in input order wins), so tables do not depend on how parts were sched
 from __future__ import annotations
 
 import hashlib
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
@@ -62,8 +63,9 @@ def _fingerprint(path: Path) -> str:
 def _source_of(target: Target, root: Path) -> str:
     """Where an image came from, portably: the URL, the path under the root, or the data URI kind."""
     if target.kind == "path":
-        path = Path(target.value)
-        return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+        prefix = str(root).rstrip(os.sep) + os.sep
+        path = target.value
+        return path[len(prefix) :].replace(os.sep, "/") if path.startswith(prefix) else path
     if target.kind == "data":
         return target.value.split(",", 1)[0][:64]
     return target.value
@@ -78,6 +80,8 @@ def _clip(text: str | None, limit: int, tail: bool = False) -> str | None:
 class ExtractStage(Stage):
     name = "extract"
     Config = ExtractConfig
+    # long-lived workers: as Ray Data tasks, parts waited ~0.2 s each to be scheduled (8% slower overall)
+    uses_actors = True
     outputs: ClassVar[dict[str, pa.Schema]] = {
         "documents": DOCUMENTS,
         "images": IMAGES,
@@ -154,15 +158,19 @@ def fetch_and_decode(targets: list[Target], cfg: ExtractConfig) -> dict[Target, 
 
 def extract_documents(docs: list[Document], cfg: ExtractConfig, root: Path) -> dict[str, pa.Table]:
     targets: dict[tuple[int, int], Target | FetchFailure] = {}
+    resolved: dict[tuple[str, str], Target | FetchFailure] = {}  # resolving a path costs a realpath
     for d, doc in enumerate(docs):
         refs = [item for item in doc.items if isinstance(item, ImageRef)]
         for position, ref in enumerate(refs[: cfg.max_images_per_document]):
-            targets[d, position] = resolve(ref.ref, doc.base, cfg, root)
+            key = (ref.ref, doc.base)
+            if key not in resolved:
+                resolved[key] = resolve(ref.ref, doc.base, cfg, root)
+            targets[d, position] = resolved[key]
     unique = sorted({t for t in targets.values() if isinstance(t, Target)}, key=lambda t: (t.kind, t.value))
     results = fetch_and_decode(unique, cfg)
 
     documents, groups, drops = [], [], []
-    images: dict[str, dict[str, Any]] = {}
+    images: dict[str, dict[str, Any]] = {}  # image_id -> row; the first reference's source names it
     seen_docs: set[str] = set()
     for d, doc in enumerate(docs):
         doc_id = doc_id_of(doc.source)
@@ -224,9 +232,8 @@ def _document_tables(
             )
             continue
         assert isinstance(target, Target)
-        images.setdefault(
-            result.image_id,
-            {
+        if result.image_id not in images:
+            images[result.image_id] = {
                 "image_id": result.image_id,
                 "bytes": result.data,
                 "width": result.width,
@@ -234,8 +241,7 @@ def _document_tables(
                 "format": result.format,
                 "phash": result.phash,
                 "source": _source_of(target, root),
-            },
-        )
+            }
         context = {
             "alt": item.alt,
             "text_before": _clip(last_text, cfg.context_chars, tail=True),

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import imagehash
+import numpy as np
 import pyarrow as pa
 import pytest
 import skimage.data
@@ -12,7 +13,7 @@ from PIL import Image, ImageEnhance, ImageOps
 
 from manifests.config import RuntimeConfig
 from manifests.ledger import write_parquet_atomic
-from manifests.schemas import DOCUMENTS, GROUPS, IMAGES, SCORES
+from manifests.schemas import DOCUMENTS, GROUPS, IMAGES, SCORES, embeddings_schema
 from manifests.tables import read_table
 from pipeline.dedup.config import DedupConfig
 from pipeline.dedup.stage import DedupStage
@@ -144,3 +145,34 @@ def test_dedup_stage_on_a_small_run(tmp_path: Path) -> None:
 
     again = run_stage(DedupStage(), cfg, tmp_path, RuntimeConfig(executor="local"), quiet=True)
     assert again.skipped
+
+
+def _write_embeddings(run: Path, ids: dict[str, str]) -> None:
+    rng = np.random.default_rng(0)
+    vectors = {name: rng.standard_normal(32) for name in ids}
+    vectors["cat-small"] = vectors["cat"] + 0.05 * rng.standard_normal(32)  # the copy is close
+    rows = [
+        dict(image_id=ids[name], vector=(v / np.linalg.norm(v)).astype(np.float16).tolist())
+        for name, v in vectors.items()
+    ]
+    write_parquet_atomic(
+        pa.Table.from_pylist(rows, schema=embeddings_schema(32)), run / "embed/embeddings/part-00000.parquet"
+    )
+
+
+@pytest.mark.slow
+def test_vector_parts_share_cells_assigned_once(tmp_path: Path) -> None:
+    # vector_exact_below=0 takes the cell index even for 7 images; 3 images per part: 3 vector parts
+    results = {}
+    for name, exact_below in [("cells", 0), ("exact", 20_000)]:
+        run = tmp_path / name
+        ids = _write_run(run)
+        _write_embeddings(run, ids)
+        cfg = DedupConfig(vector_exact_below=exact_below, images_per_part=3, phash_radius=0, max_phash=20)
+        run_stage(DedupStage(), cfg, run, RuntimeConfig(executor="local"), quiet=True)
+        results[name] = read_table(run, "dedup", "clusters").to_pylist()
+    cells = np.load(tmp_path / "cells" / "dedup" / "_vector_cells.npy")
+    assert cells.shape[0] == 7
+    assert not (tmp_path / "exact" / "dedup" / "_vector_cells.npy").exists()
+    assert {c["image_id"] for c in results["cells"]} == {ids["cat"], ids["cat-small"]}
+    assert results["cells"] == results["exact"]

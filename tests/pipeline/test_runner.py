@@ -176,10 +176,15 @@ class CrashOnceStage(SquaresStage):
         return super().run(cfg, inputs, state)
 
 
+class ActorCrashOnceStage(CrashOnceStage):
+    uses_actors = True
+
+
 @pytest.mark.integration
-def test_a_ray_worker_killed_mid_task_is_retried_without_duplicates(tmp_path: Path, ray_cluster):
+@pytest.mark.parametrize("stage", [CrashOnceStage(), ActorCrashOnceStage()], ids=["tasks", "actors"])
+def test_a_ray_worker_killed_mid_task_is_retried_without_duplicates(tmp_path: Path, ray_cluster, stage):
     cfg = CrashOnceConfig(parts=4, crash_flag=str(tmp_path / "flag"))
-    result = run_stage(CrashOnceStage(), cfg, tmp_path / "run", RuntimeConfig(), quiet=True)
+    result = run_stage(stage, cfg, tmp_path / "run", RuntimeConfig(), quiet=True)
     assert (tmp_path / "flag").read_text() == "crashed once"
     numbers = read_table(tmp_path / "run", "squares", "numbers")["n"].to_pylist()
     assert len(numbers) == len(set(numbers)) == result.manifest.counts_out["numbers"] == 26
