@@ -123,6 +123,32 @@ def test_an_interrupted_stage_resumes_only_unfinished_parts(tmp_path: Path):
     assert [o.sha256 for o in result.manifest.outputs] == [o.sha256 for o in full.manifest.outputs]
 
 
+class PreparedSquaresStage(SquaresStage):
+    """Parts add an offset that ``prepare`` computes once and leaves in the stage folder."""
+
+    def prepare(self, cfg, run):
+        if cfg.log:
+            with open(cfg.log, "a") as fh:
+                fh.write("prepare\n")
+        (run / self.name).mkdir(parents=True, exist_ok=True)
+        (run / self.name / "_offset.txt").write_text("1000")
+
+    def load(self, cfg, run, part):
+        offset = int((run / self.name / "_offset.txt").read_text())
+        return [n + offset for n in part.payload]
+
+
+def test_prepare_runs_once_before_the_parts_and_not_for_an_up_to_date_stage(tmp_path: Path):
+    log = tmp_path / "log.txt"
+    cfg = SquaresConfig(parts=2, log=str(log))
+    result = run_stage(PreparedSquaresStage(), cfg, tmp_path / "run", LOCAL, quiet=True)
+    assert log.read_text().split() == ["prepare", "100", "101"]  # prepare, then parts 0 and 1 (offset)
+    assert min(read_table(tmp_path / "run", "squares", "numbers")["n"].to_pylist()) == 1000**2
+    assert all(not o.path.startswith("_") for o in result.manifest.outputs)  # not an output
+    assert run_stage(PreparedSquaresStage(), cfg, tmp_path / "run", LOCAL, quiet=True).skipped
+    assert log.read_text().split() == ["prepare", "100", "101"]
+
+
 def test_parts_of_another_config_are_cleared_before_resuming(tmp_path: Path):
     run = tmp_path / "run"
     run_stage(SquaresStage(), SquaresConfig(), run, LOCAL, quiet=True)
