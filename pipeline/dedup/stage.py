@@ -11,7 +11,7 @@ Parts (run on Ray by the runner, each bounded): ``phash`` parts take some tables
 pixels and writes ``edges``. ``prepare`` (the driver, before the parts) assigns every embedded image to
 its vector index cells once (``_vector_cells.npy``), so that vector parts only query. Memory per part:
 ids and hashes of all images (~90 bytes per image), one table's keys, the vector index when it is a
-vector part (the float16 vectors, 2 x dim bytes, plus ~4 x nprobe + 8 bytes of cell lists per embedded
+vector part (the float16 vectors, 2 x dim bytes, plus ~8 x (nprobe + 1) bytes of cell lists per embedded
 image), and pixel signatures (48 KiB) of its candidate images only. ``prepare`` holds the vectors once.
 
 ``finalize`` (the driver): connected components of the edges -> clusters; boilerplate; within-group
