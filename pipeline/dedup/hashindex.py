@@ -132,18 +132,25 @@ class PHashIndex:
             keys, rows = keys[inside], rows[inside]
         for part_keys, part_rows, part_bits in _cache_partitions(keys, rows, self.table_bits(table)):
             part_keys, part_rows = _sort_by_key(part_keys, part_rows, part_bits)
-            sorted_hashes = hashes[part_rows]  # one gather; the pairs below then read nearby memory
-            for left, right in _run_pairs(part_keys, chunk):
-                a, b = sorted_hashes[left], sorted_hashes[right]
-                dist = hamming(a, b)
-                near = dist <= self.radius
-                left, right, dist = left[near], right[near], dist[near]
-                if len(left) and self.keep < self.blocks:
-                    mine = self._owned(a[near], b[near], table)
-                    left, right, dist = left[mine], right[mine], dist[mine]
-                if len(left):
-                    i, j = part_rows[left], part_rows[right]
-                    yield np.minimum(i, j), np.maximum(i, j), dist
+            sorted_hashes = hashes[part_rows]
+            by_remainder, counts = _run_offsets(part_keys)
+            # the left hashes in the order pairs are taken: each offset then reads a prefix, not a gather
+            left_hashes = sorted_hashes[by_remainder]
+            for d, count in enumerate(counts, start=1):
+                for lo in range(0, count, chunk):
+                    hi = min(count, lo + chunk)
+                    left = by_remainder[lo:hi]
+                    dist = np.bitwise_count(left_hashes[lo:hi] ^ sorted_hashes[left + d])
+                    near = np.flatnonzero(dist <= self.radius)
+                    if len(near) == 0:
+                        continue
+                    left, dist = left[near], dist[near].astype(np.int8)
+                    if self.keep < self.blocks:
+                        mine = self._owned(sorted_hashes[left], sorted_hashes[left + d], table)
+                        left, dist = left[mine], dist[mine]
+                    if len(left):
+                        i, j = part_rows[left], part_rows[left + d]
+                        yield np.minimum(i, j), np.maximum(i, j), dist
 
     def all_pairs(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every pair within the radius, each once (all tables, in this process)."""
@@ -187,16 +194,17 @@ def _sort_by_key(keys: np.ndarray, rows: np.ndarray, key_bits: int) -> tuple[np.
     return keys[order], rows[order]
 
 
-def _run_pairs(keys: np.ndarray, chunk: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Positions (p, q), p < q, of every pair inside each run of equal sorted keys, in bounded batches.
+def _run_offsets(keys: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """The pairs (p, p + d), p < p + d, inside each run of equal sorted keys, as ``(by_remainder,
+    counts)``: for offset d (1, 2, ...) they are ``p in by_remainder[:counts[d - 1]]``.
 
-    For each offset d, the pairs (p, p + d) inside a run are those whose run has at least d more
-    elements after p; ordering positions by that remainder makes each offset's pairs one prefix, so the
-    work is proportional to the number of pairs, not to (longest run) x n.
+    The pairs (p, p + d) inside a run are those whose run has at least d more elements after p; ordering
+    positions by that remainder makes each offset's pairs one prefix, so the work is proportional to the
+    number of pairs, not to (longest run) x n.
     """
     n = len(keys)
     if n < 2:
-        return
+        return np.zeros(0, np.int64), []
     starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
     lengths = np.diff(np.r_[starts, n])
     run_of = np.repeat(np.arange(len(starts)), lengths)
@@ -205,8 +213,6 @@ def _run_pairs(keys: np.ndarray, chunk: int) -> Iterator[tuple[np.ndarray, np.nd
     narrow = np.int16 if remainder.max() < np.iinfo(np.int16).max else np.int64
     by_remainder = np.argsort((-remainder).astype(narrow), kind="stable")
     sorted_rem = remainder[by_remainder]
-    for d in range(1, int(sorted_rem[0]) + 1):
-        count = int(np.searchsorted(-sorted_rem, -d, side="right"))  # positions with remainder >= d
-        for lo in range(0, count, chunk):
-            p = by_remainder[lo : min(count, lo + chunk)]
-            yield p, p + d
+    offsets = np.arange(1, int(sorted_rem[0]) + 1)
+    counts = np.searchsorted(-sorted_rem, -offsets, side="right")  # positions with remainder >= d
+    return by_remainder, counts.tolist()
