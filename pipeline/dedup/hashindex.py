@@ -132,25 +132,28 @@ class PHashIndex:
             keys, rows = keys[inside], rows[inside]
         for part_keys, part_rows, part_bits in _cache_partitions(keys, rows, self.table_bits(table)):
             part_keys, part_rows = _sort_by_key(part_keys, part_rows, part_bits)
-            sorted_hashes = hashes[part_rows]
-            by_remainder, counts = _run_offsets(part_keys)
-            # the left hashes in the order pairs are taken: each offset then reads a prefix, not a gather
-            left_hashes = sorted_hashes[by_remainder]
-            for d, count in enumerate(counts, start=1):
-                for lo in range(0, count, chunk):
-                    hi = min(count, lo + chunk)
-                    left = by_remainder[lo:hi]
-                    dist = np.bitwise_count(left_hashes[lo:hi] ^ sorted_hashes[left + d])
-                    near = np.flatnonzero(dist <= self.radius)
-                    if len(near) == 0:
-                        continue
-                    left, dist = left[near], dist[near].astype(np.int8)
-                    if self.keep < self.blocks:
-                        mine = self._owned(sorted_hashes[left], sorted_hashes[left + d], table)
-                        left, dist = left[mine], dist[mine]
-                    if len(left):
-                        i, j = part_rows[left], part_rows[left + d]
-                        yield np.minimum(i, j), np.maximum(i, j), dist
+            yield from self._sorted_part_pairs(hashes[part_rows], part_keys, part_rows, table, chunk)
+
+    def _sorted_part_pairs(
+        self, sorted_hashes: np.ndarray, keys: np.ndarray, rows: np.ndarray, table: int, chunk: int
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The owned pairs within the radius among hashes sorted by their key (``rows``: their indices)."""
+        by_remainder, counts = _run_offsets(keys)
+        # the left hashes in the order pairs are taken: each offset then reads a prefix, not a gather
+        left_hashes = sorted_hashes[by_remainder]
+        for d, count in enumerate(counts, start=1):
+            for lo in range(0, count, chunk):
+                hi = min(count, lo + chunk)  # beyond ``count``, p + d has left p's run
+                left = by_remainder[lo:hi]
+                dist = np.bitwise_count(left_hashes[lo:hi] ^ sorted_hashes[left + d])
+                near = np.flatnonzero(dist <= self.radius)
+                left, dist = left[near], dist[near].astype(np.int8)
+                if len(left) and self.keep < self.blocks:
+                    mine = self._owned(sorted_hashes[left], sorted_hashes[left + d], table)
+                    left, dist = left[mine], dist[mine]
+                if len(left):
+                    i, j = rows[left], rows[left + d]
+                    yield np.minimum(i, j), np.maximum(i, j), dist
 
     def all_pairs(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every pair within the radius, each once (all tables, in this process)."""

@@ -67,6 +67,16 @@ def test_many_identical_hashes_form_one_large_bucket() -> None:
     assert len(i) == 300 * 299 // 2
 
 
+def test_small_batches_give_the_same_pairs() -> None:
+    hashes = np.concatenate([_hashes_with_near_pairs(800, seed=5), np.full(40, 0xBEEF, dtype=np.uint64)])
+    index = PHashIndex(8, 11)
+    batched = [p for t in range(len(index.tables)) for p in index.pairs(hashes, t, chunk=7)]
+    found = [pair for i, j, _ in batched for pair in zip(i.tolist(), j.tolist(), strict=True)]
+    assert max(len(i) for i, _, _ in batched) <= 7
+    assert len(found) == len(set(found))
+    assert set(found) == _brute_force(hashes, 8)
+
+
 def test_for_radius_lengthens_keys_and_rejects_bad_shapes() -> None:
     index = PHashIndex.for_radius(8, key_bits=16)
     assert index.keep * 64 / index.blocks >= 16 > (index.keep - 1) * 64 / (index.blocks - 1)
