@@ -86,7 +86,7 @@ class DedupStage(Stage):
         index = cand.hash_index(cfg)
         tables = list(range(len(index.tables)))
         per_part = -(-len(tables) // PHASH_PARTS)
-        key_space = 1 << (64 // index.blocks * index.keep + index.keep)  # covers the longest key
+        key_space = 1 << index.key_bits  # covers the longest key
         for start in range(0, len(tables), per_part):
             for split in range(cfg.key_splits):
                 lo, hi = key_space * split // cfg.key_splits, key_space * (split + 1) // cfg.key_splits
@@ -115,11 +115,12 @@ class DedupStage(Stage):
         if path.exists() or not self._searches_vectors(cfg, run):
             return
         _, vectors = inputs.embeddings(run)
+        if len(vectors) <= cfg.vector_exact_below:  # searched exactly: there are no cells to share
+            return
         index = VectorIndex(vectors, nprobe=cfg.nprobe, exact_below=cfg.vector_exact_below)
-        if index.probes is not None:  # None: small enough for the exact index, nothing to share
-            buffer = io.BytesIO()
-            np.save(buffer, index.probes)
-            atomic_write_bytes(path, buffer.getvalue())
+        buffer = io.BytesIO()
+        np.save(buffer, index.probes)
+        atomic_write_bytes(path, buffer.getvalue())
 
     def load(self, cfg: DedupConfig, run: Path, part: Part) -> dict[str, Any]:
         kind = part.payload[0]
