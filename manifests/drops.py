@@ -15,7 +15,9 @@ from manifests.schemas import DROPS
 
 class DropReason(StrEnum):
     # extract: fetching and decoding references
-    FETCH_ERROR = "fetch_error"  # missing file, HTTP error, timeout, refused address
+    FETCH_ERROR = "fetch_error"  # missing file, HTTP error, refused address or connection
+    FETCH_TIMEOUT = "fetch_timeout"  # no full answer within timeout_s, or cut by the part's fetch budget
+    OPTED_OUT = "opted_out"  # the site asked AI crawlers to stay away (X-Robots-Tag noai, noimageai ...)
     NOT_IMAGE = "not_image"  # bytes or content type that are not a raster image (SVG, HTML, text)
     DECODE_ERROR = "decode_error"  # truncated or corrupt image data
     TOO_LARGE = "too_large"  # over the byte or pixel cap (decompression bombs)

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from manifests.config import StageConfig
+
+
+def _version() -> str:
+    try:
+        return version("gdt")
+    except PackageNotFoundError:
+        return "0+unknown"
 
 
 class ExtractConfig(StageConfig):
@@ -20,12 +28,18 @@ class ExtractConfig(StageConfig):
     allow_file_urls: bool = False
     allow_private_addresses: bool = False  # private, loopback, link-local, reserved addresses
     allowed_networks: list[str] = Field(default_factory=list)  # CIDRs allowed even if private
-    timeout_s: float = Field(10.0, gt=0)  # per attempt, connect and whole body together
-    retries: int = Field(2, ge=0)
+    timeout_s: float = Field(10.0, gt=0)  # per attempt: connect, headers and body under one deadline
+    fetch_budget_s: float = Field(120.0, gt=0)  # per part: URLs not done by then are cut (fetch_timeout)
+    retries: int = Field(2, ge=0)  # quick failures only (429, 5xx, refused connection); never timeouts
+    max_retry_after_s: float = Field(60.0, ge=0)  # a longer Retry-After fails the URL for a later pass
     max_bytes: int = Field(20 * 1024**2, ge=1)
     max_redirects: int = Field(5, ge=0)
-    user_agent: str = "gdt-extract/0.1 (+https://github.com/gdt)"
-    fetch_threads: int = Field(16, ge=1)  # URLs being fetched at once per part
+    # sites tell crawlers apart by the first token ("gdt"); add a contact URL of yours after it
+    user_agent: str = f"gdt/{_version()} (image-group dataset builder)"
+    honour_opt_outs: bool = True  # X-Robots-Tag noai/noimageai/none/noindex/noimageindex -> opted_out
+    fetch_concurrency: int = Field(256, ge=1)  # requests in flight per worker
+    per_host_concurrency: int = Field(16, ge=1)  # requests in flight to one host per worker
+    per_host_delay_s: float = Field(0.0, ge=0)  # pause between two request starts to one host
     decode_threads: int = Field(2, ge=1)  # decoding is CPU work: about the cores a part may use
 
     # decoding and filters (OBELICS used min side 150 and aspect <= 2)
@@ -42,4 +56,16 @@ class ExtractConfig(StageConfig):
     max_images_per_document: int = Field(2000, ge=1)
     context_chars: int = Field(500, ge=0)
 
-    runtime_fields: ClassVar[frozenset[str]] = frozenset({"fetch_threads", "decode_threads"})
+    # pace and politeness: changing them must not throw away a finished crawl (cut URLs are retried with
+    # `gdt extract --retry-failed` instead)
+    runtime_fields: ClassVar[frozenset[str]] = frozenset(
+        {
+            "fetch_budget_s",
+            "max_retry_after_s",
+            "user_agent",
+            "fetch_concurrency",
+            "per_host_concurrency",
+            "per_host_delay_s",
+            "decode_threads",
+        }
+    )

@@ -1,9 +1,10 @@
 """The extract stage: a part of documents -> documents, images, candidate groups and drops tables.
 
-Per part: every image reference is resolved, fetched and decoded once (threads, since most of the time is
-spent waiting on I/O), kept images are stored once by content, and each document's kept images are cut
-into candidate groups. ``finalize`` then keeps each image and each document once across parts (the first
-occurrence in input order wins), so tables do not depend on how parts were scheduled.
+Per part: every image reference is resolved, fetched and decoded once (URLs by the worker's crawler,
+hundreds at once, within the part's fetch budget; decoding in threads), kept images are stored once by
+content, and each document's kept images are cut into candidate groups. ``finalize`` then keeps each
+image and each document once across parts (the first occurrence in input order wins), so tables do not
+depend on how parts were scheduled.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from manifests.schemas import DOCUMENTS, DROPS, GROUPS, IMAGES
 from manifests.tables import part_files
 from pipeline.errors import UserError
 from pipeline.extract.config import ExtractConfig
+from pipeline.extract.crawler import Crawler
 from pipeline.extract.decode import DecodedImage, decode_image
 from pipeline.extract.document import Document, ImageRef
-from pipeline.extract.fetch import Fetcher, FetchFailure, Target, resolve
+from pipeline.extract.fetch import FetchFailure, Target, read_local, resolve
 from pipeline.extract.grouping import KeptImage, candidate_groups
 from pipeline.extract.readers import FORMATS, PartSpec, detect_format, plan_parts, read_part
 from pipeline.runner import Part, Stage
@@ -108,8 +110,12 @@ class ExtractStage(Stage):
         refs = sum(1 for doc in inputs for item in doc.items if isinstance(item, ImageRef))
         return {"documents": len(inputs), "references": refs}
 
-    def run(self, cfg: ExtractConfig, inputs: list[Document], state: Any) -> dict[str, pa.Table]:
-        return extract_documents(inputs, cfg, local_root(cfg))
+    def setup(self, cfg: ExtractConfig) -> Crawler:
+        """The worker's crawler: its HTTP connections outlive the part (one per actor)."""
+        return Crawler(cfg)
+
+    def run(self, cfg: ExtractConfig, inputs: list[Document], state: Crawler) -> dict[str, pa.Table]:
+        return extract_documents(inputs, cfg, local_root(cfg), state)
 
     def finalize(self, cfg: ExtractConfig, run: Path) -> dict[str, Any]:
         removed_images = keep_first(run / self.name, "images", "image_id")
@@ -127,36 +133,34 @@ class ExtractStage(Stage):
 # ---------------------------------------------------------------------------------------------------------
 
 
-def fetch_and_decode(targets: list[Target], cfg: ExtractConfig) -> dict[Target, DecodedImage | FetchFailure]:
-    """Every target once. URLs wait on the network in ``fetch_threads``; decoding is CPU work and gets
-    ``decode_threads`` (more threads than cores only fight over the GIL)."""
-    fetcher = Fetcher(cfg)
-    try:
-        with (
-            ThreadPoolExecutor(max_workers=cfg.fetch_threads) as fetch_pool,
-            ThreadPoolExecutor(max_workers=cfg.decode_threads) as decode_pool,
-        ):
+def fetch_and_decode(
+    targets: list[Target], cfg: ExtractConfig, crawler: Crawler
+) -> dict[Target, DecodedImage | FetchFailure]:
+    """Every target once. URLs wait on the network in the crawler (hundreds at once); decoding is CPU
+    work and gets ``decode_threads`` (more threads than cores only fight over the GIL), each URL's bytes
+    handed over as soon as they arrive."""
+    with ThreadPoolExecutor(max_workers=cfg.decode_threads) as decode_pool:
 
-            def decode(data: bytes | FetchFailure) -> DecodedImage | FetchFailure:
-                return data if isinstance(data, FetchFailure) else decode_image(data, cfg)
+        def decode(data: bytes | FetchFailure) -> DecodedImage | FetchFailure:
+            return data if isinstance(data, FetchFailure) else decode_image(data, cfg)
 
-            pending = {}
-            for target in targets:
-                if target.kind == "url":
-                    fetched = fetch_pool.submit(fetcher.fetch, target)
-                    pending[target] = fetched
-                else:
-                    pending[target] = decode_pool.submit(lambda t: decode(fetcher.fetch(t)), target)
-            decoding = {}
-            for target, future in pending.items():
-                is_url = target.kind == "url"
-                decoding[target] = decode_pool.submit(decode, future.result()) if is_url else future
-            return {t: f.result() for t, f in decoding.items()}
-    finally:
-        fetcher.close()
+        def decode_local(target: Target) -> DecodedImage | FetchFailure:
+            return decode(read_local(target, cfg.max_bytes))
+
+        pending = {t: decode_pool.submit(decode_local, t) for t in targets if t.kind != "url"}
+        urls = {t.value: t for t in targets if t.kind == "url"}
+
+        def fetched(url: str, data: bytes | FetchFailure) -> None:
+            pending[urls[url]] = decode_pool.submit(decode, data)
+
+        crawler.fetch_all(list(urls), fetched)
+        return {t: f.result() for t, f in pending.items()}
 
 
-def extract_documents(docs: list[Document], cfg: ExtractConfig, root: Path) -> dict[str, pa.Table]:
+def extract_documents(
+    docs: list[Document], cfg: ExtractConfig, root: Path, crawler: Crawler | None = None
+) -> dict[str, pa.Table]:
+    """One part's tables; ``crawler`` is the worker's (a throwaway one when None)."""
     targets: dict[tuple[int, int], Target | FetchFailure] = {}
     resolved: dict[tuple[str, str], Target | FetchFailure] = {}  # resolving a path costs a realpath
     for d, doc in enumerate(docs):
@@ -167,7 +171,13 @@ def extract_documents(docs: list[Document], cfg: ExtractConfig, root: Path) -> d
                 resolved[key] = resolve(ref.ref, doc.base, cfg, root)
             targets[d, position] = resolved[key]
     unique = sorted({t for t in targets.values() if isinstance(t, Target)}, key=lambda t: (t.kind, t.value))
-    results = fetch_and_decode(unique, cfg)
+    own = crawler is None
+    crawler = crawler or Crawler(cfg)
+    try:
+        results = fetch_and_decode(unique, cfg, crawler)
+    finally:
+        if own:
+            crawler.close()
 
     documents, groups, drops = [], [], []
     images: dict[str, dict[str, Any]] = {}  # image_id -> row; the first reference's source names it

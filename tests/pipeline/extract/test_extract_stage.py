@@ -65,7 +65,7 @@ def bad_corpus(tmp_path: Path):
         refs += ["images/missing.jpg", f"{url}/hang.jpg", f"{url}/nope.jpg", f"{url}/page.jpg"]
         refs += [f"{url}/to-private.jpg", f"{url}/cat.jpg", "../outside.jpg", ""]
         reasons = [None] * len(GOOD_FILES) + [r for _, r in BAD_FILES.values()]
-        reasons += ["fetch_error", "fetch_error", "fetch_error", "not_image", "fetch_error", None]
+        reasons += ["fetch_error", "fetch_timeout", "fetch_error", "not_image", "fetch_error", None]
         reasons += ["fetch_error", "empty_reference"]
         for position, reason in enumerate(reasons):
             if reason:

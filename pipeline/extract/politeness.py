@@ -1,0 +1,85 @@
+"""Being a good crawler: per-host request slots and pauses, ``Retry-After``, and ``X-Robots-Tag`` opt-outs.
+
+``HostSlots`` caps the requests in flight to one host, spaces their starts by ``per_host_delay_s``, and
+holds every request to a host back until a ``Retry-After`` the host sent has passed. ``opt_out`` reads
+``X-Robots-Tag`` the way img2dataset does: the directives that bar an image from a dataset are ``noai``,
+``noimageai``, ``noindex``, ``noimageindex`` and ``none``, unscoped or scoped to our user agent's token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+OPT_OUT_DIRECTIVES = frozenset({"noai", "noimageai", "noindex", "noimageindex", "none"})
+
+
+class _Host:
+    def __init__(self, concurrency: int):
+        self.slots = asyncio.Semaphore(concurrency)
+        self.next_start = 0.0  # loop time before which no request to this host starts
+
+
+class HostSlots:
+    """Per-host politeness for one worker's event loop."""
+
+    def __init__(self, concurrency: int, delay_s: float):
+        self.concurrency = concurrency
+        self.delay_s = delay_s
+        self.hosts: dict[str, _Host] = {}
+
+    @asynccontextmanager
+    async def slot(self, host: str) -> AsyncIterator[None]:
+        state = self.hosts.get(host)
+        if state is None:
+            state = self.hosts[host] = _Host(self.concurrency)
+        async with state.slots:
+            loop = asyncio.get_running_loop()
+            while (wait := state.next_start - loop.time()) > 0:  # a Retry-After may push it while we sleep
+                await asyncio.sleep(wait)
+            state.next_start = max(state.next_start, loop.time() + self.delay_s)
+            yield
+
+    def back_off(self, host: str, seconds: float) -> None:
+        """Hold every request to ``host`` back for ``seconds`` (the host said it is busy)."""
+        state = self.hosts.get(host)
+        if state is not None:
+            state.next_start = max(state.next_start, asyncio.get_running_loop().time() + seconds)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds from now: a number of seconds or an HTTP date; None when absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - datetime.now(UTC).timestamp())
+
+
+def opt_out(values: list[str], user_agent: str) -> str | None:
+    """The opt-out directive among ``X-Robots-Tag`` header values that applies to us, or None.
+
+    A value is either directives (``noai, noimageai``) or directives scoped to one crawler
+    (``otherbot: noindex``); a scope other than our token (the user agent's first word) is not ours.
+    """
+    token = user_agent.split("/")[0].split()[0].lower() if user_agent.strip() else ""
+    for value in values:
+        scope, sep, rest = value.partition(":")
+        if sep and scope.strip() and "," not in scope and scope.strip().lower() not in OPT_OUT_DIRECTIVES:
+            if scope.strip().lower() not in (token, "*"):
+                continue
+            value = rest
+        for directive in value.split(","):
+            if directive.strip().lower() in OPT_OUT_DIRECTIVES:
+                return directive.strip().lower()
+    return None
