@@ -1,0 +1,86 @@
+"""A polite crawler: Retry-After honoured, X-Robots-Tag opt-outs honoured by default, a per-host cap on
+requests in flight, and connections reused from one part to the next."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.extract.crawler import Crawler
+from pipeline.extract.politeness import opt_out, retry_after_seconds
+
+from . import http_server
+from .test_fetch import LOOPBACK, fetch, fetch_all
+
+
+@pytest.fixture
+def server():
+    with http_server.serve() as url:
+        yield url
+
+
+def test_a_429_is_retried_after_its_retry_after(server):
+    assert fetch(f"{server}/busy.jpg") == http_server.IMAGE
+    first, second = http_server.Handler.hit_times["/busy.jpg"]
+    assert second - first >= 1.0  # the server said Retry-After: 1
+
+
+def test_a_retry_after_beyond_the_cap_fails_the_url_for_a_later_pass(server):
+    cfg = LOOPBACK.model_copy(update={"max_retry_after_s": 5.0, "retries": 3})
+    result = fetch(f"{server}/closed.jpg", cfg)
+    assert result.reason == "fetch_error"
+    assert result.detail == "HTTP 503, Retry-After 3600 s over max_retry_after_s"
+    assert http_server.Handler.hits["/closed.jpg"] == 1
+
+
+def test_noai_is_honoured_by_default_and_off_only_by_setting(server):
+    opted = fetch(f"{server}/noai.jpg")
+    assert opted.reason == "opted_out" and "noai" in opted.detail
+    assert fetch(f"{server}/other-bot.jpg") == http_server.IMAGE  # scoped to another crawler
+    assert fetch(f"{server}/noai.jpg", LOOPBACK.model_copy(update={"honour_opt_outs": False})) == (
+        http_server.IMAGE
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (["noai, noimageai"], "noai"),
+        (["noimageai"], "noimageai"),
+        (["none"], "none"),
+        (["NoIndex"], "noindex"),
+        (["nofollow", "noimageindex"], "noimageindex"),
+        (["gdt: noindex"], "noindex"),
+        (["otherbot: noai"], None),
+        (["nofollow, unavailable_after: 25 Jun 2010 15:00:00 PST"], None),
+        ([], None),
+    ],
+)
+def test_opt_out_directives(values, expected):
+    assert opt_out(values, "gdt/0.1.0 (+https://example.org)") == expected
+
+
+def test_retry_after_as_seconds_or_a_date():
+    assert retry_after_seconds("7") == 7.0
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past: no wait
+    assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
+
+
+def test_requests_to_one_host_stay_under_the_per_host_cap(server):
+    cfg = LOOPBACK.model_copy(update={"per_host_concurrency": 3, "fetch_concurrency": 64})
+    urls = [f"{server}/slow/{i}.jpg" for i in range(24)]
+    results = fetch_all(urls, cfg)
+    assert all(results[u] == http_server.slow_image(i) for i, u in enumerate(urls))
+    assert 2 <= http_server.Handler.max_in_flight <= 3
+
+
+def test_connections_are_kept_from_one_part_to_the_next(server):
+    cfg = LOOPBACK.model_copy(update={"per_host_concurrency": 2})
+    crawler = Crawler(cfg)
+    got: dict = {}
+    try:
+        for part in range(3):
+            crawler.fetch_all([f"{server}/cat.jpg?part={part}&i={i}" for i in range(8)], got.__setitem__)
+    finally:
+        crawler.close()
+    assert len(got) == 24 and set(got.values()) == {http_server.IMAGE}
+    assert len(http_server.Handler.connections) <= 2
