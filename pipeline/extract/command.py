@@ -19,17 +19,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--input", help="documents: a parquet/jsonl file, a folder of them, or of HTML pages")
     parser.add_argument("--format", choices=["auto", "obelics", "mmc4", "html"], help="default: detected")
+    parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="fetch again the references an earlier run dropped as fetch_timeout or fetch_error "
+        "(the rest of those parts is reused, not fetched again)",
+    )
     add_stage_arguments(parser)
     parser.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
     from pipeline.extract.stage import ExtractStage
+    from pipeline.stage_command import stage_config
 
+    stage = ExtractStage()
     extra = []
     if args.input:
         extra.append(f"extract.input={args.input}")
     if args.format:
         extra.append(f"extract.format={args.format}")
-    run_stage_command(ExtractStage(), args, extra)
+    if args.retry_failed:
+        cfg, _ = stage_config(args, stage.name, stage.Config, extra)
+        parts, refs = stage.mark_failed_parts(cfg, args.run)
+        if not args.quiet:
+            print(f"extract: retrying {refs:,} failed references in {parts:,} parts")
+    run_stage_command(stage, args, extra)
     return 0

@@ -31,6 +31,7 @@ from pipeline.extract.document import Document, ImageRef
 from pipeline.extract.fetch import FetchFailure, Target, read_local, resolve
 from pipeline.extract.grouping import KeptImage, candidate_groups
 from pipeline.extract.readers import FORMATS, PartSpec, detect_format, plan_parts, read_part
+from pipeline.extract.retry import Previous, mark_failed_parts, previous_results, remove_copies
 from pipeline.runner import Part, Stage
 
 
@@ -117,9 +118,26 @@ class ExtractStage(Stage):
     def run(self, cfg: ExtractConfig, inputs: list[Document], state: Crawler) -> dict[str, pa.Table]:
         return extract_documents(inputs, cfg, local_root(cfg), state)
 
+    def write(
+        self, cfg: ExtractConfig, inputs: list[Document], state: Crawler, stage_dir: Path
+    ) -> dict[str, pa.Table]:
+        """As ``run``, reusing what an earlier run of the part settled when it runs again to retry."""
+        previous = previous_results(stage_dir, doc_id_of(inputs[0].source)) if inputs else None
+        return extract_documents(inputs, cfg, local_root(cfg), state, previous)
+
+    def mark_failed_parts(self, cfg: ExtractConfig, run: Path) -> tuple[int, int]:
+        """For ``--retry-failed``: the parts with failed fetches run again (see ``retry.py``)."""
+        parts = {p.index: p for p in self.plan(cfg, run)}
+
+        def first_doc_id(index: int) -> str:
+            return doc_id_of(self.load(cfg, run, parts[index])[0].source)
+
+        return mark_failed_parts(run / self.name, first_doc_id)
+
     def finalize(self, cfg: ExtractConfig, run: Path) -> dict[str, Any]:
         removed_images = keep_first(run / self.name, "images", "image_id")
         removed_docs = drop_repeated_documents(run / self.name)
+        remove_copies(run / self.name)
         return {"cross_part_repeats": removed_images, "repeated_documents": removed_docs}
 
     def summary_lines(self, manifest: Any) -> list[str]:
@@ -158,9 +176,14 @@ def fetch_and_decode(
 
 
 def extract_documents(
-    docs: list[Document], cfg: ExtractConfig, root: Path, crawler: Crawler | None = None
+    docs: list[Document],
+    cfg: ExtractConfig,
+    root: Path,
+    crawler: Crawler | None = None,
+    previous: Previous | None = None,
 ) -> dict[str, pa.Table]:
-    """One part's tables; ``crawler`` is the worker's (a throwaway one when None)."""
+    """One part's tables; ``crawler`` is the worker's (a throwaway one when None); ``previous`` what an
+    earlier run of the part settled (only the rest is fetched again)."""
     targets: dict[tuple[int, int], Target | FetchFailure] = {}
     resolved: dict[tuple[str, str], Target | FetchFailure] = {}  # resolving a path costs a realpath
     for d, doc in enumerate(docs):
@@ -170,14 +193,16 @@ def extract_documents(
             if key not in resolved:
                 resolved[key] = resolve(ref.ref, doc.base, cfg, root)
             targets[d, position] = resolved[key]
-    unique = sorted({t for t in targets.values() if isinstance(t, Target)}, key=lambda t: (t.kind, t.value))
+    known = _settled_before(docs, targets, root, previous) if previous else {}
+    unique = {t for t in targets.values() if isinstance(t, Target) and t not in known}
     own = crawler is None
     crawler = crawler or Crawler(cfg)
     try:
-        results = fetch_and_decode(unique, cfg, crawler)
+        results = fetch_and_decode(sorted(unique, key=lambda t: (t.kind, t.value)), cfg, crawler)
     finally:
         if own:
             crawler.close()
+    results.update(known)
 
     documents, groups, drops = [], [], []
     images: dict[str, dict[str, Any]] = {}  # image_id -> row; the first reference's source names it
@@ -201,6 +226,24 @@ def extract_documents(
         "groups": pa.Table.from_pylist(groups, schema=GROUPS),
         "drops": pa.Table.from_pylist(drops, schema=DROPS),
     }
+
+
+def _settled_before(
+    docs: list[Document],
+    targets: dict[tuple[int, int], Target | FetchFailure],
+    root: Path,
+    previous: Previous,
+) -> dict[Target, DecodedImage | FetchFailure]:
+    known: dict[Target, DecodedImage | FetchFailure] = {}
+    doc_ids = [doc_id_of(doc.source) for doc in docs]
+    for (d, position), target in targets.items():
+        if isinstance(target, Target) and target not in known:
+            settled = previous.failures.get(f"{doc_ids[d]}/{position}") or previous.images.get(
+                _source_of(target, root)
+            )
+            if settled is not None:
+                known[target] = settled
+    return known
 
 
 def _document_tables(

@@ -35,6 +35,7 @@ class Handler(BaseHTTPRequestHandler):
     trickle_seconds = 0.5  # between two header lines, or two body bytes
     trickle_for = 60.0  # trickling stops after this long (a daemon thread must end some day)
     latency = 0.2  # of /slow/ answers
+    gate_open = False  # /gate/ answers 503 until a test opens it
 
     def log_message(self, *args) -> None:
         pass
@@ -122,6 +123,11 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, IMAGE, "image/jpeg", {"X-Robots-Tag": "otherbot: noindex"})
         elif path == "/to-metadata.jpg":
             self._send(302, b"", "text/plain", {"Location": "http://169.254.169.254/latest/meta-data/"})
+        elif path.startswith("/gate/"):
+            if self.gate_open:
+                self._send(200, slow_image(int(path.rsplit("/", 1)[1].split(".")[0])), "image/jpeg")
+            else:
+                self._send(503, b"down for maintenance", "text/plain")
         elif path.startswith("/slow/"):
             time.sleep(self.latency)
             self._send(200, slow_image(int(path.rsplit("/", 1)[1].split(".")[0])), "image/jpeg")
