@@ -1,11 +1,10 @@
-"""EMA, checkpoint files, the encoder cache, the FLOP count and group sampling with references."""
+"""EMA, checkpoint files, the encoder cache and group sampling with references."""
 
 import torch
 
 from tests.training.data_fixtures import random_batch, tiny_config
 from training import checkpoint as ckpt
 from training.ema import EMA
-from training.mfu import forward_flops, mfu, peak_flops
 from training.objective import Denoiser
 from training.sampling import sample_groups, save_group_images
 from training.train import build
@@ -61,13 +60,6 @@ def test_cached_encoders_give_the_same_conditioning(tmp_path):
         torch.testing.assert_close(enc_a.text(captions).hidden, enc_b.text(captions).hidden)
     assert len(list((tmp_path / "cache" / "latents").rglob("*.safetensors"))) == 6
     assert len(list((tmp_path / "cache" / "text").rglob("*.safetensors"))) == 6
-
-
-def test_flop_count_of_a_known_layer():
-    layer = torch.nn.Linear(64, 32, bias=False)
-    assert forward_flops(lambda: layer(torch.zeros(10, 64))) == 2 * 10 * 64 * 32
-    assert peak_flops(torch.device("cpu")) is None and peak_flops(torch.device("cpu"), 100.0) == 1e14
-    assert mfu(5e13, 1.0, 1e14) == 0.5 and mfu(5e13, 1.0, None) is None
 
 
 def test_sampling_keeps_references_and_writes_pngs(tmp_path):
