@@ -57,7 +57,12 @@ class ObjectiveConfig(StageConfig):
     kind: Literal["flow", "pixart"] = "flow"  # SD3 rectified flow (v target) or PixArt DDPM (eps target)
     logit_mean: float = 0.0  # logit-normal timestep sampling of the flow objective (SD3 recipe)
     logit_std: float = 1.0
-    caption_dropout: float = Field(0.1, ge=0.0, le=1.0)  # per image, for classifier-free guidance
+    # One timestep for a group's images ("group"), as the sampler runs them, or one per image ("image").
+    timestep_per: Literal["group", "image"] = "group"
+    caption_dropout: float = Field(0.1, ge=0.0, le=1.0)  # for classifier-free guidance
+    # "group" blanks a whole group's captions, which is the sampler's unconditional branch; "image" blanks
+    # each caption alone (the whole group then only with probability p^n).
+    caption_dropout_per: Literal["group", "image"] = "group"
     reference_prob: float = Field(0.5, ge=0.0, le=1.0)  # chance that a group gets m >= 1 clean references
     max_references: int = Field(3, ge=0)  # m is drawn from [1, min(max_references, n - 1)]
 

@@ -46,9 +46,13 @@ def group_loss(
     text: TextEmbeddings,
     references: torch.Tensor,
     generator: torch.Generator,
+    group_size: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Loss of one batch of image rows. x0, noise: (R, c, h, w); references: (R,) bool -> (loss, (R,))."""
-    corrupted = apply_references(objective.corrupt(x0, noise, generator), x0, references)
+    """Loss of one batch of image rows. x0, noise: (R, c, h, w); references: (R,) bool -> (loss, (R,)).
+
+    group_size: rows that share one timestep (n for one timestep per group, 1 for one per image).
+    """
+    corrupted = apply_references(objective.corrupt(x0, noise, generator, group_size), x0, references)
     prediction = denoiser(corrupted.x_t, corrupted.timestep, text)
     return per_image_loss(prediction, corrupted.target, references)
 
@@ -66,9 +70,9 @@ def prepare_batch(
     if "group_id" in batch:
         keys = [f"{gid}/{i}/{images.shape[-1]}" for gid in batch["group_id"] for i in range(n)]
     x0 = encoders.latents(images.flatten(0, 1), keys, generator)
-    captions = drop_captions(batch["captions"], cfg.objective.caption_dropout, generator)
-    text = encoders.text([caption for group in captions for caption in group])
     o = cfg.objective
+    captions = drop_captions(batch["captions"], o.caption_dropout, generator, o.caption_dropout_per)
+    text = encoders.text([caption for group in captions for caption in group])
     references = sample_references(groups, n, o.reference_prob, o.max_references, generator).flatten()
     return x0, text, references.to(x0.device)
 
@@ -188,8 +192,7 @@ def main(cfg: TrainConfig, data: Iterable[dict] | None = None, shards: str | Non
         accelerator.unwrap_model(model).load_state_dict(ckpt.load_weights(last, "model"))
         ema.load_state_dict(ckpt.load_weights(last, "ema"))
         states = ckpt.load_tensors(last / "optimizer.pt")
-        optimizer.load_state_dict(states["optimizer"])
-        schedule.load_state_dict(states["schedule"])
+        ckpt.load_training_state(states, optimizer, schedule, accelerator.scaler)
         state = ckpt.load_tensors(last / f"state-rank{rank}.pt")
         step, batches_seen = int(state["step"]), int(state["batches_seen"])
         ckpt.restore_rng(state["rng"], generator)
@@ -206,6 +209,7 @@ def main(cfg: TrainConfig, data: Iterable[dict] | None = None, shards: str | Non
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(dump_train_config(cfg))
+        ckpt.trim_log(out / "log.jsonl", step)  # steps logged after the checkpoint are about to rerun
 
     # ---- Loop ----
     records, val_captions = [], cfg.sample.groups or None
@@ -220,7 +224,8 @@ def main(cfg: TrainConfig, data: Iterable[dict] | None = None, shards: str | Non
             x0, text, references = prepare_batch(batch, cfg, encoders, context, generator)
             noise = torch.randn(x0.shape, generator=generator, device=device)
             with accelerator.accumulate(model), accelerator.autocast():
-                loss, _ = group_loss(denoiser, objective, x0, noise, text, references, generator)
+                shared = context.group_size if cfg.objective.timestep_per == "group" else 1
+                loss, _ = group_loss(denoiser, objective, x0, noise, text, references, generator, shared)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and cfg.optim.grad_clip is not None:
                     accelerator.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
@@ -288,9 +293,8 @@ def save(cfg, accelerator, model, ema, optimizer, schedule, encoders, generator,
         if frozen:
             weights["frozen"] = frozen
         ckpt.write_weights(tmp, weights)
-        torch.save(
-            {"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict()}, tmp / "optimizer.pt"
-        )
+        states = ckpt.training_state(optimizer, schedule, accelerator.scaler)
+        torch.save(states, tmp / "optimizer.pt")
         (tmp / "config.yaml").write_text(dump_train_config(cfg))
         ckpt.commit(tmp, final, cfg.keep_checkpoints)
     accelerator.wait_for_everyone()
