@@ -175,7 +175,11 @@ def main(cfg: TrainConfig, data: Iterable[dict] | None = None, shards: str | Non
     objective = build_objective(cfg.objective.kind, cfg.objective.logit_mean, cfg.objective.logit_std)
     ema = EMA(transformer.to(device), cfg.ema_decay)
     optimizer = torch.optim.AdamW(
-        transformer.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay
+        [p for p in transformer.parameters() if p.requires_grad],
+        lr=cfg.optim.lr,
+        betas=cfg.optim.betas,
+        weight_decay=cfg.optim.weight_decay,
+        fused=device.type == "cuda",  # one kernel for all parameters instead of a launch per tensor
     )
     # Stepped once per optimiser step by us, so it is not handed to accelerate (which steps it per process).
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup(s, cfg.optim.warmup_steps))
