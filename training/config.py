@@ -15,6 +15,7 @@ import yaml
 from pydantic import Field, model_validator
 
 from manifests.config import ConfigError, StageConfig, apply_overrides, load_yaml, section
+from training.lora import DEFAULT_TARGETS
 from training.models import TRANSFORMER_PRESETS
 
 
@@ -32,6 +33,10 @@ class ModelConfig(StageConfig):
     attention_impl: Literal["mask", "split"] = "mask"
     image_sees_other_captions: bool = False  # SD3 only; the paper does not say
     gradient_checkpointing: bool = False
+    # LoRA (peft): None trains every weight; a rank freezes the transformer and trains adapters only.
+    lora_rank: int | None = Field(None, ge=1)
+    lora_alpha: float | None = Field(None, gt=0)  # None = the rank (scale 1)
+    lora_targets: list[str] = Field(default_factory=lambda: list(DEFAULT_TARGETS))
 
     @model_validator(mode="after")
     def _buildable(self) -> ModelConfig:

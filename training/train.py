@@ -20,6 +20,7 @@ import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
 
 from training import checkpoint as ckpt
+from training import lora
 from training.config import DataConfig, TrainConfig, dump_train_config
 from training.ema import EMA
 from training.encode import Encoders
@@ -118,6 +119,8 @@ def build(cfg: TrainConfig, device: torch.device) -> tuple[torch.nn.Module, Enco
     context = enable_group_attention(transformer, 1, m.image_sees_other_captions, m.attention_impl)
     if m.gradient_checkpointing:
         transformer.enable_gradient_checkpointing()
+    if m.lora_rank is not None:
+        lora.add_lora(transformer, m.lora_rank, m.lora_alpha, m.lora_targets)
     vae = build_vae(m.vae_preset, m.pretrained)
     text = build_text_encoder(m.text_kind, m.text_preset, m.pretrained, m.max_text_tokens)
     frozen_dtype = DTYPES[cfg.mixed_precision]
@@ -127,9 +130,16 @@ def build(cfg: TrainConfig, device: torch.device) -> tuple[torch.nn.Module, Enco
     return transformer, Encoders(vae, text, cfg.data.cache_dir, tag), context
 
 
-def frozen_state(cfg: TrainConfig, encoders: Encoders) -> dict[str, torch.Tensor]:
-    """Weights of frozen models built randomly from a preset: a checkpoint must carry them to be sampled."""
+def frozen_state(
+    cfg: TrainConfig, encoders: Encoders, model_state: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Weights of frozen models built randomly from a preset: a checkpoint must carry them to be sampled.
+
+    That includes a LoRA run's frozen transformer when it is a random preset rather than pretrained.
+    """
     state = {}
+    if cfg.model.lora_rank is not None and cfg.model.transformer_preset is not None:
+        state.update({f"transformer.{k}": v for k, v in lora.base_weights(model_state).items()})
     if cfg.model.vae_preset is not None:
         state.update({f"vae.{k}": v for k, v in encoders.vae.state_dict().items()})
     if cfg.model.text_preset is not None:
@@ -137,11 +147,18 @@ def frozen_state(cfg: TrainConfig, encoders: Encoders) -> dict[str, torch.Tensor
     return state
 
 
-def load_frozen(encoders: Encoders, state: dict[str, torch.Tensor]) -> None:
+def load_frozen(
+    encoders: Encoders, state: dict[str, torch.Tensor], transformer: torch.nn.Module | None = None
+) -> None:
     for prefix, module in (("vae.", encoders.vae), ("text.", encoders.text_encoder.model)):
         part = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         if part:
             module.load_state_dict(part)
+    base = {k[len("transformer.") :]: v for k, v in state.items() if k.startswith("transformer.")}
+    if base and transformer is not None:
+        missing, unexpected = transformer.load_state_dict(base, strict=False)
+        if unexpected or any(not lora.is_adapter(k) for k in missing):
+            raise ValueError("frozen transformer weights do not match the model")
 
 
 def warmup(step: int, warmup_steps: int) -> float:
@@ -190,10 +207,10 @@ def main(cfg: TrainConfig, data: Iterable[dict] | None = None, shards: str | Non
     generator = torch.Generator(device).manual_seed(cfg.seed * 1000 + rank)
 
     # ---- Resume ----
-    step, batches_seen = 0, 0
+    step, batches_seen, is_lora = 0, 0, cfg.model.lora_rank is not None
     last = ckpt.latest_checkpoint(out)
     if last is not None:
-        accelerator.unwrap_model(model).load_state_dict(ckpt.load_weights(last, "model"))
+        lora.load_weights(accelerator.unwrap_model(model), ckpt.load_weights(last, "model"), is_lora)
         ema.load_state_dict(ckpt.load_weights(last, "ema"))
         states = ckpt.load_tensors(last / "optimizer.pt")
         ckpt.load_training_state(states, optimizer, schedule, accelerator.scaler)
@@ -292,8 +309,9 @@ def save(cfg, accelerator, model, ema, optimizer, schedule, encoders, generator,
     model_state = accelerator.get_state_dict(model)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        weights = {"model": model_state, "ema": ema.state_dict()}
-        frozen = frozen_state(cfg, encoders)
+        stored = lora.stored_weights(model_state, cfg.model.lora_rank is not None)
+        weights = {"model": stored, "ema": ema.state_dict()}
+        frozen = frozen_state(cfg, encoders, model_state)
         if frozen:
             weights["frozen"] = frozen
         ckpt.write_weights(tmp, weights)
