@@ -6,7 +6,8 @@ shards of real images) against groups/s the step consumes. Torch runs `--threads
 on the shared 2-core machines two OpenMP threads per process spin against other processes).
 GPU (when CUDA is present): samples/s and MFU of a PixArt-XL/2-sized transformer at 512 px, n = 4,
 bf16 autocast, AdamW, on random latents and T5-sized caption embeddings (the encoders are not timed);
-FLOPs are counted with torch's FlopCounterMode. Goal: MFU >= 35% on an H100.
+FLOPs are the trainer's count (training.mfu). Goal: MFU >= 35% on an H100. The GPU part alone, on a host
+without webdataset or diffusers installed: `bash benchmarks/train_gpu.sh`.
 Usage: `python -m benchmarks.train [--steps 30] [--groups 64] [--threads 1] [--gpu-groups 4]`.
 """
 
@@ -31,11 +32,6 @@ from skimage import data as skdata
 from benchmarks.common import write_result
 from training.config import load_train_config
 from training.data import group_loader
-from training.group_attention import enable_group_attention
-from training.mfu import TRAIN_FLOPS_PER_FORWARD, forward_flops, peak_flops
-from training.models import TextEmbeddings, build_transformer
-from training.objective import Denoiser, FlowMatching
-from training.train import group_loss
 from training.train import main as train_main
 
 SOURCES = ("astronaut", "chelsea", "coffee", "rocket", "camera", "coins")
@@ -111,48 +107,19 @@ def loader_rate(shards: Path, workers: int, batch_size: int, resolution: int, ba
 
 
 def gpu_section(groups: int, steps: int) -> str:
-    """Samples/s and MFU of PixArt-XL/2 at 512 px, n = 4, bf16, on the visible GPU."""
-    device = torch.device("cuda")
-    model = build_transformer("pixart", "pixart-xl-2-512", None).to(device)
-    enable_group_attention(model, group_size=N)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
-    rows = groups * N
-    g = torch.Generator(device).manual_seed(0)
-    x0 = torch.randn(rows, 4, 64, 64, device=device, generator=g)
-    text = TextEmbeddings(
-        torch.randn(rows, 120, 4096, device=device, generator=g), torch.ones(rows, 120, device=device)
-    )
-    denoiser, objective = Denoiser(model, "pixart", 8), FlowMatching()
-    references = torch.zeros(rows, dtype=torch.bool, device=device)
-    with torch.autocast("cuda", torch.bfloat16):
-        flops = TRAIN_FLOPS_PER_FORWARD * forward_flops(
-            lambda: denoiser(x0, torch.zeros(rows, device=device), text)
-        )
+    """Samples/s and MFU of PixArt-XL/2 at 512 px, n = 4, bf16, on the visible GPU (benchmarks.train_gpu)."""
+    from benchmarks.train_gpu import main as gpu_main
 
-    def step() -> None:
-        with torch.autocast("cuda", torch.bfloat16):
-            noise = torch.randn(x0.shape, device=device, generator=g)
-            loss, _ = group_loss(denoiser, objective, x0, noise, text, references, g)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    for _ in range(3):
-        step()
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    torch.cuda.synchronize()
-    seconds = (time.perf_counter() - start) / steps
-    peak = peak_flops(device)
-    utilisation = "n/a (unknown GPU peak)" if peak is None else f"{flops / seconds / peak:.1%}"
+    r = gpu_main(["--groups", str(groups), "--steps", str(steps)])[0]
+    if "error" in r:
+        return f"\n### GPU\n\nPixArt-XL/2 step failed: {r['error']}\n"
+    utilisation = "n/a (unknown GPU peak)" if r["mfu"] is None else f"{r['mfu']:.1%}"
     return (
-        f"\n### GPU: {torch.cuda.get_device_name(device)}\n\n"
-        f"PixArt-XL/2 (28 x 1152, 0.6B) at 512 px, {groups} groups x n = {N} = {rows} images per step, "
-        f"bf16 autocast, fp32 master weights, fused AdamW, group attention via SDPA.\n\n"
+        f"\n### GPU: {r['device']}\n\n"
+        f"PixArt-XL/2 (28 x 1152, 0.6B) at 512 px, {groups} groups x n = {r['n']} = {r['images_per_step']} "
+        "images per step, bf16 autocast, fp32 master weights, fused AdamW, group attention via SDPA.\n\n"
         f"| samples/s | s/step | TFLOP/step | MFU (goal >= 35%) |\n|---|---|---|---|\n"
-        f"| {rows / seconds:.1f} | {seconds:.3f} | {flops / 1e12:.1f} | {utilisation} |\n"
+        f"| {r['samples_per_s']} | {r['s_per_step']} | {r['tflop_per_step']} | {utilisation} |\n"
     )
 
 

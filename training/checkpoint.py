@@ -3,7 +3,7 @@
 Layout of `OUT/checkpoints/step-NNNNNNNN/` (written under a temporary name and renamed when complete):
   model.safetensors, ema.safetensors       transformer weights (live and EMA)
   frozen.safetensors                       VAE and text encoder, only when built randomly from a preset
-  optimizer.pt                             optimiser and lr-scheduler state (tensors and plain values)
+  optimizer.pt                             optimiser, lr-scheduler and (fp16) GradScaler state
   state-rank{R}.pt                         step, batches seen, data-loader state and RNG states of process R
   config.yaml                              the resolved TrainConfig
 Everything is read back with safetensors or `torch.load(weights_only=True)`: nothing is unpickled.
@@ -11,6 +11,7 @@ Everything is read back with safetensors or `torch.load(weights_only=True)`: not
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -73,3 +74,35 @@ def load_weights(folder: Path, name: str) -> dict[str, torch.Tensor]:
 def load_tensors(path: Path) -> Any:
     """A `torch.save`d structure of tensors and plain values, read without unpickling arbitrary objects."""
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def training_state(optimizer, schedule, scaler=None) -> dict[str, Any]:
+    """Optimiser, lr schedule and, under fp16, the GradScaler (its scale took many steps to settle)."""
+    state = {"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict()}
+    if scaler is not None:
+        state["scaler"] = scaler.state_dict()
+    return state
+
+
+def load_training_state(state: dict[str, Any], optimizer, schedule, scaler=None) -> None:
+    optimizer.load_state_dict(state["optimizer"])
+    schedule.load_state_dict(state["schedule"])
+    if scaler is not None and "scaler" in state:
+        scaler.load_state_dict(state["scaler"])
+
+
+def trim_log(path: Path, step: int) -> None:
+    """Drop the records after `step` (written after the checkpoint a run resumes from) and any torn line."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by the crash
+            continue
+        if record.get("step", 0) <= step:
+            kept.append(line + "\n")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(kept))
+    tmp.replace(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def train_main(args: argparse.Namespace) -> int:
         records = main(cfg, shards=args.shards)
     except FileNotFoundError as err:
         return fail("train", str(err))
-    if records:
+    if records and os.environ.get("RANK", "0") == "0":  # under torchrun every process returns here
         print(
             f"trained to step {records[-1]['step']}: loss {records[-1]['loss']:.4f}; outputs in {cfg.out_dir}"
         )

@@ -15,6 +15,7 @@ import yaml
 from pydantic import Field, model_validator
 
 from manifests.config import ConfigError, StageConfig, apply_overrides, load_yaml, section
+from training.lora import DEFAULT_TARGETS
 from training.models import TRANSFORMER_PRESETS
 
 
@@ -32,6 +33,10 @@ class ModelConfig(StageConfig):
     attention_impl: Literal["mask", "split"] = "mask"
     image_sees_other_captions: bool = False  # SD3 only; the paper does not say
     gradient_checkpointing: bool = False
+    # LoRA (peft): None trains every weight; a rank freezes the transformer and trains adapters only.
+    lora_rank: int | None = Field(None, ge=1)
+    lora_alpha: float | None = Field(None, gt=0)  # None = the rank (scale 1)
+    lora_targets: list[str] = Field(default_factory=lambda: list(DEFAULT_TARGETS))
 
     @model_validator(mode="after")
     def _buildable(self) -> ModelConfig:
@@ -57,7 +62,12 @@ class ObjectiveConfig(StageConfig):
     kind: Literal["flow", "pixart"] = "flow"  # SD3 rectified flow (v target) or PixArt DDPM (eps target)
     logit_mean: float = 0.0  # logit-normal timestep sampling of the flow objective (SD3 recipe)
     logit_std: float = 1.0
-    caption_dropout: float = Field(0.1, ge=0.0, le=1.0)  # per image, for classifier-free guidance
+    # One timestep for a group's images ("group"), as the sampler runs them, or one per image ("image").
+    timestep_per: Literal["group", "image"] = "group"
+    caption_dropout: float = Field(0.1, ge=0.0, le=1.0)  # for classifier-free guidance
+    # "group" blanks a whole group's captions, which is the sampler's unconditional branch; "image" blanks
+    # each caption alone (the whole group then only with probability p^n).
+    caption_dropout_per: Literal["group", "image"] = "group"
     reference_prob: float = Field(0.5, ge=0.0, le=1.0)  # chance that a group gets m >= 1 clean references
     max_references: int = Field(3, ge=0)  # m is drawn from [1, min(max_references, n - 1)]
 

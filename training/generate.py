@@ -14,6 +14,7 @@ from PIL import Image
 from torchvision import transforms
 
 from training import checkpoint as ckpt
+from training import lora
 from training.config import load_train_config
 from training.objective import Denoiser
 from training.sampling import sample_groups, save_group_images
@@ -61,9 +62,9 @@ def generate(
     cfg = load_train_config(checkpoint / "config.yaml")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     transformer, encoders, context = build(cfg, device)
-    transformer.load_state_dict(ckpt.load_weights(checkpoint, weights))
+    lora.load_weights(transformer, ckpt.load_weights(checkpoint, weights), cfg.model.lora_rank is not None)
     if (checkpoint / "frozen.safetensors").exists():
-        load_frozen(encoders, ckpt.load_weights(checkpoint, "frozen"))
+        load_frozen(encoders, ckpt.load_weights(checkpoint, "frozen"), transformer)
     transformer.to(device).eval()
 
     generator = torch.Generator(device).manual_seed(seed)

@@ -29,7 +29,8 @@ from transformers import (
 #                          Transformer presets (factory)                        #
 #################################################################################
 
-# PixArt-XL/2 values are PixArtTransformer2DModel's defaults (the PixArt-alpha release); 512 px -> 64 latents.
+# PixArt-XL/2 is PixArtTransformer2DModel's defaults plus the release's 4096-wide T5 caption projection;
+# 512 px -> 64x64 latents.
 TRANSFORMER_PRESETS: dict[str, tuple[type, dict]] = {
     "pixart-tiny": (
         PixArtTransformer2DModel,
@@ -42,7 +43,7 @@ TRANSFORMER_PRESETS: dict[str, tuple[type, dict]] = {
             caption_channels=32,
         ),
     ),
-    "pixart-xl-2-512": (PixArtTransformer2DModel, dict(sample_size=64)),
+    "pixart-xl-2-512": (PixArtTransformer2DModel, dict(sample_size=64, caption_channels=4096)),
     "sd3-tiny": (
         SD3Transformer2DModel,
         dict(

@@ -1,13 +1,16 @@
 """Training objectives: how clean latents become model inputs and targets, and the per-image loss.
 
-Two objectives, one interface (`corrupt(x0, noise, generator) -> Corrupted`):
+Two objectives, one interface (`corrupt(x0, noise, generator, group_size) -> Corrupted`):
 - `FlowMatching` (SD3 recipe): x_t = (1 - t) x0 + t eps, target v = eps - x0, t ~ logit-normal(m, s);
   the model sees timestep 1000 t.
 - `PixArtDDPM` (PixArt-alpha): DDPM with linear betas 1e-4..0.02 over 1000 steps, target eps, t uniform.
   PixArt-XL/2 also predicts a variance (8 output channels); those channels are not trained here, and the
   diffusers PixArt samplers discard them, so sampling is unaffected.
-Also: per-image caption dropout for classifier-free guidance, and `Denoiser`, which calls a PixArt or SD3
-transformer with the right conditioning arguments. Shapes are per image row: (R, C, h, w), R = B*n.
+With `group_size` n > 1 the n rows of a group share one timestep, as the sampler runs them (a group's
+generated images all start from pure noise together); n = 1 draws one per image.
+Also: caption dropout for classifier-free guidance (per group, like the sampler's unconditional branch,
+or per image), and `Denoiser`, which calls a PixArt or SD3 transformer with the right conditioning
+arguments. Shapes are per image row: (R, C, h, w), R = B*n.
 """
 
 from __future__ import annotations
@@ -32,8 +35,11 @@ class FlowMatching:
     def __init__(self, logit_mean: float = 0.0, logit_std: float = 1.0):
         self.logit_mean, self.logit_std = logit_mean, logit_std
 
-    def corrupt(self, x0: torch.Tensor, noise: torch.Tensor, generator: torch.Generator) -> Corrupted:
-        u = torch.randn(x0.shape[0], generator=generator, device=generator.device)
+    def corrupt(
+        self, x0: torch.Tensor, noise: torch.Tensor, generator: torch.Generator, group_size: int = 1
+    ) -> Corrupted:
+        u = torch.randn(x0.shape[0] // group_size, generator=generator, device=generator.device)
+        u = u.repeat_interleave(group_size)
         t = torch.sigmoid(self.logit_mean + self.logit_std * u).to(x0.device)  # (R,) in (0, 1)
         t_ = t.view(-1, 1, 1, 1).to(x0.dtype)
         return Corrupted(x_t=(1 - t_) * x0 + t_ * noise, timestep=t * 1000, target=noise - x0)
@@ -46,11 +52,12 @@ class PixArtDDPM:
         betas = torch.linspace(beta_start, beta_end, num_steps, dtype=torch.float64)
         self.alphas_cumprod = torch.cumprod(1 - betas, dim=0).float()
 
-    def corrupt(self, x0: torch.Tensor, noise: torch.Tensor, generator: torch.Generator) -> Corrupted:
-        steps = len(self.alphas_cumprod)
-        t = torch.randint(0, steps, (x0.shape[0],), generator=generator, device=generator.device).to(
-            x0.device
-        )
+    def corrupt(
+        self, x0: torch.Tensor, noise: torch.Tensor, generator: torch.Generator, group_size: int = 1
+    ) -> Corrupted:
+        steps, draws = len(self.alphas_cumprod), x0.shape[0] // group_size
+        t = torch.randint(0, steps, (draws,), generator=generator, device=generator.device)
+        t = t.repeat_interleave(group_size).to(x0.device)
         alpha = self.alphas_cumprod.to(x0.device)[t].view(-1, 1, 1, 1).to(x0.dtype)
         x_t = alpha.sqrt() * x0 + (1 - alpha).sqrt() * noise
         return Corrupted(x_t=x_t, timestep=t.float(), target=noise)
@@ -69,10 +76,17 @@ def per_image_loss(
     return (per_image * weight).sum() / weight.sum().clamp(min=1.0), per_image
 
 
-def drop_captions(captions: list[list[str]], prob: float, generator: torch.Generator) -> list[list[str]]:
-    """Replace each caption by "" with probability `prob`, independently per image (CFG training)."""
+def drop_captions(
+    captions: list[list[str]], prob: float, generator: torch.Generator, per: str = "group"
+) -> list[list[str]]:
+    """Blank captions with probability `prob` (CFG training): a whole group at once, or each image."""
     if prob == 0:
         return captions
+    if per == "group":
+        drop = (torch.rand(len(captions), generator=generator, device=generator.device) < prob).tolist()
+        return [
+            [""] * len(group) if dropped else group for group, dropped in zip(captions, drop, strict=True)
+        ]
     total = sum(len(group) for group in captions)
     drop = iter((torch.rand(total, generator=generator, device=generator.device) < prob).tolist())
     return [["" if next(drop) else caption for caption in group] for group in captions]

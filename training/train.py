@@ -13,19 +13,19 @@ import hashlib
 import json
 import time
 from collections.abc import Iterable, Iterator
-from functools import partial
 from itertools import islice
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, DistributedDataParallelKwargs
 
 from training import checkpoint as ckpt
+from training import lora
 from training.config import DataConfig, TrainConfig, dump_train_config
 from training.ema import EMA
 from training.encode import Encoders
 from training.group_attention import GroupContext, enable_group_attention
-from training.mfu import TRAIN_FLOPS_PER_FORWARD, forward_flops, mfu, peak_flops
+from training.mfu import StepFlops, mfu, peak_flops
 from training.models import TextEmbeddings, build_text_encoder, build_transformer, build_vae
 from training.objective import Denoiser, build_objective, drop_captions, per_image_loss
 from training.references import apply_references, sample_references
@@ -47,9 +47,13 @@ def group_loss(
     text: TextEmbeddings,
     references: torch.Tensor,
     generator: torch.Generator,
+    group_size: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Loss of one batch of image rows. x0, noise: (R, c, h, w); references: (R,) bool -> (loss, (R,))."""
-    corrupted = apply_references(objective.corrupt(x0, noise, generator), x0, references)
+    """Loss of one batch of image rows. x0, noise: (R, c, h, w); references: (R,) bool -> (loss, (R,)).
+
+    group_size: rows that share one timestep (n for one timestep per group, 1 for one per image).
+    """
+    corrupted = apply_references(objective.corrupt(x0, noise, generator, group_size), x0, references)
     prediction = denoiser(corrupted.x_t, corrupted.timestep, text)
     return per_image_loss(prediction, corrupted.target, references)
 
@@ -67,9 +71,9 @@ def prepare_batch(
     if "group_id" in batch:
         keys = [f"{gid}/{i}/{images.shape[-1]}" for gid in batch["group_id"] for i in range(n)]
     x0 = encoders.latents(images.flatten(0, 1), keys, generator)
-    captions = drop_captions(batch["captions"], cfg.objective.caption_dropout, generator)
-    text = encoders.text([caption for group in captions for caption in group])
     o = cfg.objective
+    captions = drop_captions(batch["captions"], o.caption_dropout, generator, o.caption_dropout_per)
+    text = encoders.text([caption for group in captions for caption in group])
     references = sample_references(groups, n, o.reference_prob, o.max_references, generator).flatten()
     return x0, text, references.to(x0.device)
 
@@ -115,6 +119,8 @@ def build(cfg: TrainConfig, device: torch.device) -> tuple[torch.nn.Module, Enco
     context = enable_group_attention(transformer, 1, m.image_sees_other_captions, m.attention_impl)
     if m.gradient_checkpointing:
         transformer.enable_gradient_checkpointing()
+    if m.lora_rank is not None:
+        lora.add_lora(transformer, m.lora_rank, m.lora_alpha, m.lora_targets)
     vae = build_vae(m.vae_preset, m.pretrained)
     text = build_text_encoder(m.text_kind, m.text_preset, m.pretrained, m.max_text_tokens)
     frozen_dtype = DTYPES[cfg.mixed_precision]
@@ -124,9 +130,16 @@ def build(cfg: TrainConfig, device: torch.device) -> tuple[torch.nn.Module, Enco
     return transformer, Encoders(vae, text, cfg.data.cache_dir, tag), context
 
 
-def frozen_state(cfg: TrainConfig, encoders: Encoders) -> dict[str, torch.Tensor]:
-    """Weights of frozen models built randomly from a preset: a checkpoint must carry them to be sampled."""
+def frozen_state(
+    cfg: TrainConfig, encoders: Encoders, model_state: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Weights of frozen models built randomly from a preset: a checkpoint must carry them to be sampled.
+
+    That includes a LoRA run's frozen transformer when it is a random preset rather than pretrained.
+    """
     state = {}
+    if cfg.model.lora_rank is not None and cfg.model.transformer_preset is not None:
+        state.update({f"transformer.{k}": v for k, v in lora.base_weights(model_state).items()})
     if cfg.model.vae_preset is not None:
         state.update({f"vae.{k}": v for k, v in encoders.vae.state_dict().items()})
     if cfg.model.text_preset is not None:
@@ -134,11 +147,18 @@ def frozen_state(cfg: TrainConfig, encoders: Encoders) -> dict[str, torch.Tensor
     return state
 
 
-def load_frozen(encoders: Encoders, state: dict[str, torch.Tensor]) -> None:
+def load_frozen(
+    encoders: Encoders, state: dict[str, torch.Tensor], transformer: torch.nn.Module | None = None
+) -> None:
     for prefix, module in (("vae.", encoders.vae), ("text.", encoders.text_encoder.model)):
         part = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         if part:
             module.load_state_dict(part)
+    base = {k[len("transformer.") :]: v for k, v in state.items() if k.startswith("transformer.")}
+    if base and transformer is not None:
+        missing, unexpected = transformer.load_state_dict(base, strict=False)
+        if unexpected or any(not lora.is_adapter(k) for k in missing):
+            raise ValueError("frozen transformer weights do not match the model")
 
 
 def warmup(step: int, warmup_steps: int) -> float:
@@ -157,13 +177,26 @@ def main(cfg: TrainConfig, data: Iterable[dict] | None = None, shards: str | Non
     """
     # ---- Setup: processes, models, optimiser ----
     out = Path(cfg.out_dir)
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
+    # Buffers are never trained (position tables), so broadcasting them every forward only costs time
+    # (18.9 MB per step for PixArt-XL at 512 px) and a collective.
+    accelerator = Accelerator(
+        mixed_precision=cfg.mixed_precision,
+        gradient_accumulation_steps=cfg.grad_accum,
+        kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)],
+    )
     device, rank = accelerator.device, accelerator.process_index
     transformer, encoders, context = build(cfg, device)
+    count_flops = StepFlops(
+        transformer, cfg.model.arch, encoders.pixels_per_latent, cfg.model.image_sees_other_captions
+    )
     objective = build_objective(cfg.objective.kind, cfg.objective.logit_mean, cfg.objective.logit_std)
     ema = EMA(transformer.to(device), cfg.ema_decay)
     optimizer = torch.optim.AdamW(
-        transformer.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay
+        [p for p in transformer.parameters() if p.requires_grad],
+        lr=cfg.optim.lr,
+        betas=cfg.optim.betas,
+        weight_decay=cfg.optim.weight_decay,
+        fused=device.type == "cuda",  # one kernel for all parameters instead of a launch per tensor
     )
     # Stepped once per optimiser step by us, so it is not handed to accelerate (which steps it per process).
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup(s, cfg.optim.warmup_steps))
@@ -174,14 +207,13 @@ def main(cfg: TrainConfig, data: Iterable[dict] | None = None, shards: str | Non
     generator = torch.Generator(device).manual_seed(cfg.seed * 1000 + rank)
 
     # ---- Resume ----
-    step, batches_seen = 0, 0
+    step, batches_seen, is_lora = 0, 0, cfg.model.lora_rank is not None
     last = ckpt.latest_checkpoint(out)
     if last is not None:
-        accelerator.unwrap_model(model).load_state_dict(ckpt.load_weights(last, "model"))
+        lora.load_weights(accelerator.unwrap_model(model), ckpt.load_weights(last, "model"), is_lora)
         ema.load_state_dict(ckpt.load_weights(last, "ema"))
         states = ckpt.load_tensors(last / "optimizer.pt")
-        optimizer.load_state_dict(states["optimizer"])
-        schedule.load_state_dict(states["schedule"])
+        ckpt.load_training_state(states, optimizer, schedule, accelerator.scaler)
         state = ckpt.load_tensors(last / f"state-rank{rank}.pt")
         step, batches_seen = int(state["step"]), int(state["batches_seen"])
         ckpt.restore_rng(state["rng"], generator)
@@ -198,9 +230,10 @@ def main(cfg: TrainConfig, data: Iterable[dict] | None = None, shards: str | Non
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(dump_train_config(cfg))
+        ckpt.trim_log(out / "log.jsonl", step)  # steps logged after the checkpoint are about to rerun
 
     # ---- Loop ----
-    records, flops_by_shape, val_captions = [], {}, cfg.sample.groups or None
+    records, val_captions = [], cfg.sample.groups or None
     peak = peak_flops(device, cfg.peak_tflops)
     model.train()
     while step < cfg.max_steps:
@@ -211,13 +244,9 @@ def main(cfg: TrainConfig, data: Iterable[dict] | None = None, shards: str | Non
             val_captions = val_captions or batch["captions"]
             x0, text, references = prepare_batch(batch, cfg, encoders, context, generator)
             noise = torch.randn(x0.shape, generator=generator, device=device)
-            shape = tuple(x0.shape)
-            if shape not in flops_by_shape:  # the FLOP count of each batch shape, counted once
-                with accelerator.autocast():
-                    count = forward_flops(partial(denoiser, x0, torch.zeros(len(x0), device=device), text))
-                flops_by_shape[shape] = TRAIN_FLOPS_PER_FORWARD * count
             with accelerator.accumulate(model), accelerator.autocast():
-                loss, _ = group_loss(denoiser, objective, x0, noise, text, references, generator)
+                shared = context.group_size if cfg.objective.timestep_per == "group" else 1
+                loss, _ = group_loss(denoiser, objective, x0, noise, text, references, generator, shared)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and cfg.optim.grad_clip is not None:
                     accelerator.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
@@ -226,12 +255,14 @@ def main(cfg: TrainConfig, data: Iterable[dict] | None = None, shards: str | Non
             step_loss += loss.detach().float() / cfg.grad_accum
             images_seen += x0.shape[0]
             groups_seen += x0.shape[0] // context.group_size
-            step_flops += flops_by_shape[shape]
+            step_flops += count_flops(x0, text, context.group_size)
         schedule.step()
         ema.update(accelerator.unwrap_model(model))
         step += 1
 
         # ---- Log ----
+        if device.type == "cuda":  # kernels run asynchronously: the step ends when the GPU is done
+            torch.cuda.synchronize(device)
         seconds = time.perf_counter() - started
         world = accelerator.num_processes
         record = {
@@ -278,14 +309,14 @@ def save(cfg, accelerator, model, ema, optimizer, schedule, encoders, generator,
     model_state = accelerator.get_state_dict(model)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        weights = {"model": model_state, "ema": ema.state_dict()}
-        frozen = frozen_state(cfg, encoders)
+        stored = lora.stored_weights(model_state, cfg.model.lora_rank is not None)
+        weights = {"model": stored, "ema": ema.state_dict()}
+        frozen = frozen_state(cfg, encoders, model_state)
         if frozen:
             weights["frozen"] = frozen
         ckpt.write_weights(tmp, weights)
-        torch.save(
-            {"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict()}, tmp / "optimizer.pt"
-        )
+        states = ckpt.training_state(optimizer, schedule, accelerator.scaler)
+        torch.save(states, tmp / "optimizer.pt")
         (tmp / "config.yaml").write_text(dump_train_config(cfg))
         ckpt.commit(tmp, final, cfg.keep_checkpoints)
     accelerator.wait_for_everyone()

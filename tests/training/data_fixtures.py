@@ -1,6 +1,12 @@
-"""Tiny random groups in memory, with the loader's batch contract (training/data.py)."""
+"""Tiny random groups in memory (the loader's batch contract, training/data.py) and on disk (shards)."""
 
+import io
+import json
+
+import numpy as np
 import torch
+import webdataset as wds
+from PIL import Image
 
 from training.config import TrainConfig, load_train_config
 
@@ -23,3 +29,26 @@ def tiny_config(out_dir, *overrides: str) -> TrainConfig:
     return load_train_config(
         TINY, [f"out_dir={out_dir}", "data.resolution=16", "sample.every=0", "log_every=1000", *overrides]
     )
+
+
+def png(seed: int) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 255, (20, 24, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_shard(path, groups: list[int]) -> None:
+    """A shard in the curation pipeline's format: {group_id}.json and {group_id}.{i}.png."""
+    with wds.TarWriter(str(path)) as writer:
+        for g, n in enumerate(groups):
+            gid = f"doc{g}-0-{n}"
+            meta = {
+                "group_id": gid,
+                "doc_id": f"doc{g}",
+                "n": n,
+                "captions": [f"img {i} of {g}" for i in range(n)],
+            }
+            sample = {"__key__": gid, "json": json.dumps(meta).encode()}
+            sample.update({f"{i}.png": png(g * 10 + i) for i in range(n)})
+            writer.write(sample)

@@ -1,14 +1,11 @@
 """`gdt train` on real webdataset shards and `gdt sample` from its checkpoint, through the parser."""
 
 import argparse
-import io
-import json
 
-import numpy as np
 import pytest
-import webdataset as wds
 from PIL import Image
 
+from tests.training.data_fixtures import png, write_shard
 from training.command import register
 
 
@@ -17,29 +14,6 @@ def gdt(*argv: str) -> int:
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     return args.func(args)
-
-
-def png(seed: int) -> bytes:
-    pixels = np.random.default_rng(seed).integers(0, 255, (20, 24, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def write_shard(path, groups: list[int]) -> None:
-    """A shard in the curation pipeline's format: {group_id}.json and {group_id}.{i}.png."""
-    with wds.TarWriter(str(path)) as writer:
-        for g, n in enumerate(groups):
-            gid = f"doc{g}-0-{n}"
-            meta = {
-                "group_id": gid,
-                "doc_id": f"doc{g}",
-                "n": n,
-                "captions": [f"img {i} of {g}" for i in range(n)],
-            }
-            sample = {"__key__": gid, "json": json.dumps(meta).encode()}
-            sample.update({f"{i}.png": png(g * 10 + i) for i in range(n)})
-            writer.write(sample)
 
 
 @pytest.fixture

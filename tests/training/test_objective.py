@@ -65,9 +65,20 @@ def test_sample_references_bounds():
     assert not sample_references(5, 1, 1.0, 3, g).any(), "a group of one has no references"
 
 
-def test_caption_dropout_is_per_image():
+def test_caption_dropout_per_group_blanks_whole_groups():
+    """The sampler's unconditional branch is a whole group of empty captions: training shows it at rate p."""
     captions = [[f"c{i}{j}" for j in range(4)] for i in range(500)]
-    dropped = drop_captions(captions, 0.25, torch.Generator().manual_seed(0))
+    dropped = drop_captions(captions, 0.25, torch.Generator().manual_seed(0), per="group")
+    blank = [group == [""] * 4 for group in dropped]
+    assert 0.2 < sum(blank) / len(blank) < 0.3
+    assert all(
+        group == original for group, original, b in zip(dropped, captions, blank, strict=True) if not b
+    )
+
+
+def test_caption_dropout_per_image():
+    captions = [[f"c{i}{j}" for j in range(4)] for i in range(500)]
+    dropped = drop_captions(captions, 0.25, torch.Generator().manual_seed(0), per="image")
     flat = [c for group in dropped for c in group]
     assert 0.22 < flat.count("") / len(flat) < 0.28
     assert any(0 < group.count("") < 4 for group in dropped), "dropout is per image, not per group"
@@ -109,3 +120,30 @@ def test_prepare_batch_refuses_too_large_groups(tmp_path):
     _, encoders, context = build(cfg, torch.device("cpu"))
     with pytest.raises(ValueError, match="max_group_size"):
         prepare_batch(random_batch(1, 3, 16, 0), cfg, encoders, context, torch.Generator())
+
+
+@pytest.mark.parametrize("kind", ["flow", "pixart"])
+def test_timesteps_per_group_or_per_image(kind):
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.zeros(12, 1, 1, 1)
+    shared = build_objective(kind).corrupt(x0, torch.ones_like(x0), g, group_size=3).timestep.view(4, 3)
+    assert (shared == shared[:, :1]).all(), "the rows of a group share one timestep"
+    assert len(set(shared[:, 0].tolist())) == 4, "groups draw their own timesteps"
+    apart = build_objective(kind).corrupt(x0, torch.ones_like(x0), g, group_size=1).timestep.view(4, 3)
+    assert (apart != apart[:, :1]).any()
+
+
+def test_group_timestep_leaves_references_at_zero():
+    """One timestep per group applies to its generated images; its references stay clean (t = 0)."""
+    seen = []
+
+    def denoiser(x_t, timestep, text):
+        seen.append(timestep)
+        return x_t
+
+    x0 = torch.randn(6, 4, 8, 8)
+    references = torch.tensor([True, False, False, False, False, True])
+    text = TextEmbeddings(torch.randn(6, 8, 32), torch.ones(6, 8))
+    group_loss(denoiser, FlowMatching(), x0, torch.randn_like(x0), text, references, torch.Generator(), 3)
+    t = seen[0]
+    assert t[0] == 0 and t[5] == 0 and t[1] == t[2] > 0 and t[3] == t[4] > 0 and t[1] != t[3]

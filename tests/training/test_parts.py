@@ -1,11 +1,10 @@
-"""EMA, checkpoint files, the encoder cache, the FLOP count and group sampling with references."""
+"""EMA, checkpoint files, the encoder cache and group sampling with references."""
 
 import torch
 
 from tests.training.data_fixtures import random_batch, tiny_config
 from training import checkpoint as ckpt
 from training.ema import EMA
-from training.mfu import forward_flops, mfu, peak_flops
 from training.objective import Denoiser
 from training.sampling import sample_groups, save_group_images
 from training.train import build
@@ -63,13 +62,6 @@ def test_cached_encoders_give_the_same_conditioning(tmp_path):
     assert len(list((tmp_path / "cache" / "text").rglob("*.safetensors"))) == 6
 
 
-def test_flop_count_of_a_known_layer():
-    layer = torch.nn.Linear(64, 32, bias=False)
-    assert forward_flops(lambda: layer(torch.zeros(10, 64))) == 2 * 10 * 64 * 32
-    assert peak_flops(torch.device("cpu")) is None and peak_flops(torch.device("cpu"), 100.0) == 1e14
-    assert mfu(5e13, 1.0, 1e14) == 0.5 and mfu(5e13, 1.0, None) is None
-
-
 def test_sampling_keeps_references_and_writes_pngs(tmp_path):
     cfg = tiny_config(tmp_path, "max_steps=1")
     transformer, encoders, context = build(cfg, torch.device("cpu"))
@@ -95,3 +87,26 @@ def test_sampling_keeps_references_and_writes_pngs(tmp_path):
     assert context.group_size == 1, "sampling restores the group size it found"
     paths = save_group_images(images, tmp_path / "out")
     assert [p.name for p in paths] == ["grid.png", "0.png", "1.png", "2.png"]
+
+
+def test_grad_scaler_state_round_trips(tmp_path):
+    """fp16 runs resume with the loss scale they had reached, not the initial 65536."""
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    scaler.scale(model(torch.full((1, 2), float("inf"))).sum()).backward()
+    scaler.step(optimizer)
+    scaler.update()  # an overflow halves the scale
+    assert scaler.get_scale() == 512.0
+    torch.save(ckpt.training_state(optimizer, schedule, scaler), tmp_path / "optimizer.pt")
+    fresh = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    ckpt.load_training_state(ckpt.load_tensors(tmp_path / "optimizer.pt"), optimizer, schedule, fresh)
+    assert fresh.get_scale() == 512.0
+
+
+def test_trim_log_keeps_whole_records_up_to_the_step(tmp_path):
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"step": 1}\n{"step": 2}\n{"step": 3}\n{"st')
+    ckpt.trim_log(log, 2)
+    assert log.read_text() == '{"step": 1}\n{"step": 2}\n'

@@ -2,6 +2,7 @@
 
 import itertools
 import json
+import shutil
 
 import pytest
 import torch
@@ -112,3 +113,15 @@ def test_both_architectures_and_objectives_train(tmp_path, overrides):
     records = main(cfg, data=itertools.repeat(random_batch(groups=2, n=2, resolution=16, seed=0)))
     assert len(records) == 3 and all(torch.isfinite(torch.tensor(r["loss"])) for r in records)
     assert (tmp_path / "samples" / "step-00000003.png").exists()
+
+
+def test_log_does_not_repeat_steps_after_a_crash(tmp_path):
+    """A run killed after logging step 3 but before checkpointing it resumes at 2 and logs 3 only once."""
+    batches = [random_batch(groups=1, n=n, resolution=16, seed=s) for s, n in enumerate([2, 3])]
+    main(tiny_config(tmp_path, "max_steps=3", "checkpoint_every=2"), data=itertools.cycle(batches))
+    shutil.rmtree(latest_checkpoint(tmp_path))  # the crash: step 3 was logged, its checkpoint never written
+    with (tmp_path / "log.jsonl").open("a") as log:
+        log.write('{"step": 4, "lo')  # and a line torn by the kill
+    main(tiny_config(tmp_path, "max_steps=4", "checkpoint_every=2"), data=itertools.cycle(batches))
+    steps = [json.loads(line)["step"] for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
