@@ -68,14 +68,22 @@ def label_config(args: argparse.Namespace) -> LabelConfig:
     return read_sections(args, "label", LabelConfig)[0]
 
 
-def _open(args: argparse.Namespace):
-    from classifier.annotate.app import open_state
-    from classifier.annotate.index import MissingInputError
+def _open_labels(args: argparse.Namespace):
+    """The run's index and label store, without touching the queue.
 
+    Export and import are not the server: they must never rebuild the queue or change its settings
+    (``labels_per_group`` of a running server would be replaced by this command's config, and groups
+    still waiting for their second annotator would close).
+    """
+    from classifier.annotate.index import GroupIndex, MissingInputError
+    from classifier.annotate.store import LabelStore
+
+    cfg = label_config(args)
     try:
-        return open_state(args.run, label_config(args))
+        index = GroupIndex.open(args.run, cfg.context_chars)
     except MissingInputError as err:
         raise UserError(str(err)) from err
+    return cfg, index, LabelStore(args.run / "labels" / "labels.sqlite")
 
 
 def serve_command(args: argparse.Namespace) -> int:
@@ -123,8 +131,8 @@ def add_annotator_command(args: argparse.Namespace) -> int:
 def export_command(args: argparse.Namespace) -> int:
     from classifier.annotate.export import export_labels
 
-    state = _open(args)
-    result = export_labels(args.run, state.store, state.index)
+    _, index, store = _open_labels(args)
+    result = export_labels(args.run, store, index)
     print(
         f"wrote {result.labels_path} ({result.n_groups} groups) "
         f"and {result.events_path} ({result.n_events} events)"
@@ -139,11 +147,16 @@ def export_command(args: argparse.Namespace) -> int:
 def import_command(args: argparse.Namespace) -> int:
     from classifier.annotate.export import import_labels
 
-    state = _open(args)
-    try:
-        result = import_labels(
-            args.file, state.store, state.index, args.annotator, state.cfg.labels_per_group
+    cfg, index, store = _open_labels(args)
+    stored = store.queue_labels_per_group()
+    if stored is not None and stored != cfg.labels_per_group:
+        print(
+            f"note: the queue keeps its labels_per_group={stored} (set by the server); "
+            f"this command's {cfg.labels_per_group} is not applied"
         )
+    try:
+        # a queue not built yet has nothing to count: the server counts every label when it builds it
+        result = import_labels(args.file, store, index, args.annotator, stored or cfg.labels_per_group)
     except (OSError, ValueError) as err:
         raise UserError(f"cannot import {args.file}: {err}") from err
     print(f"imported {result.imported} labels as {args.annotator!r} ({result.unchanged} already present)")

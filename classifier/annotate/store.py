@@ -96,6 +96,11 @@ class LabelStore:
     def set_meta(self, db: sqlite3.Connection, key: str, value: str) -> None:
         db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
+    def queue_labels_per_group(self) -> int | None:
+        """The overlap the queue was built with (by the server), or None before the first start."""
+        value = self.meta("labels_per_group")
+        return int(value) if value is not None else None
+
     # -- annotators ------------------------------------------------------------------------------
 
     def add_annotator(self, name: str, rotate: bool = False) -> str:

@@ -102,3 +102,27 @@ def test_index_finds_groups_by_source_and_positions(tmp_path, make_run):
     group = index.group(ids[1])
     assert index.find(group["source"], group["positions"]) == ids[1]
     assert index.find(group["source"], [9, 10]) is None
+
+
+def test_export_and_import_never_change_the_servers_queue_settings(tmp_path, make_run, label_cli):
+    from classifier.annotate.app import open_state
+    from classifier.annotate.config import LabelConfig
+    from classifier.annotate.store import LabelStore
+
+    ids = make_run(tmp_path, 4)
+    state = open_state(tmp_path, LabelConfig(labels_per_group=2), progress=lambda _: None)
+    ann = state.store.annotator_id("ann", create=True)
+    state.store.record(ann, ids[0], "good", "web", 2)
+    state.store.close()
+    csv = tmp_path / "more.csv"
+    csv.write_text(f"group_id,label\n{ids[1]},bad\n")
+
+    assert label_cli("export", "--run", str(tmp_path)).returncode == 0  # no --set: the default overlap 1
+    imported = label_cli("import", "--run", str(tmp_path), str(csv))
+    assert imported.returncode == 0 and "labels_per_group=2" in imported.stdout
+
+    store = LabelStore(tmp_path / "labels" / "labels.sqlite")  # as stored: no queue preparation
+    assert store.queue_labels_per_group() == 2
+    rows = dict(store.query("SELECT group_id, open FROM queue WHERE group_id IN (?, ?)", ids[:2]))
+    assert rows == {ids[0]: 1, ids[1]: 1}  # one label each: both still wait for a second annotator
+    assert store.open_count == 4
