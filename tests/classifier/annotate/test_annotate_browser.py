@@ -5,6 +5,8 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
+from tests.classifier.annotate.browser import act, login, shown
+
 EVIL = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">'
 
 pytestmark = pytest.mark.integration
@@ -16,29 +18,6 @@ def browser_page(chromium):
     page.on("dialog", lambda dialog: pytest.fail(f"a dialog opened: {dialog.message}"))
     yield page
     page.close()
-
-
-def shown(page) -> str:
-    return page.get_attribute("#group", "data-group-id")
-
-
-def act(page, action) -> str:
-    """Press a key or click, wait until the page shows another group; returns the new group id."""
-    before = shown(page)
-    action()
-    page.wait_for_function("(old) => document.getElementById('group').dataset.groupId !== old", arg=before)
-    return shown(page)
-
-
-def login(page, url: str, token: str) -> None:
-    """Log in; the first login shows the guidelines, and g leads on to the labelling page."""
-    page.goto(f"{url}/")
-    assert page.url == f"{url}/login"
-    page.fill("#token", token)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{url}/guidelines")
-    page.keyboard.press("g")
-    page.wait_for_url(f"{url}/")
 
 
 def test_label_with_keyboard_and_mouse_undo_reload_export(
