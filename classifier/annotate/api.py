@@ -2,7 +2,7 @@
 
 GET /api/next, POST /api/labels, POST /api/undo, GET /api/stats, GET /api/history, and the image
 routes GET /img/{image_id} (thumbnail) and GET /zoom/{image_id} (a large copy, for click-to-zoom).
-``/api/next`` also names the group that will probably come after the one it hands out
+``/api/next`` also sends the group that will probably come after the one it hands out
 (``upcoming``), so that the page can load its images while the annotator is still looking.
 """
 
@@ -38,15 +38,14 @@ def _state(request: Request):
 
 def upcoming(state, annotator_id: int, group_id: str) -> dict[str, Any] | None:
     """A guess at the group after ``group_id``: the next open one in queue order that the annotator
-    has not labelled. Only a prefetch hint: it takes no lease, and the queue may still hand out another
-    (one leased meanwhile, or after a re-ranking); then the prefetch was merely wasted."""
+    has not labelled. Only a hint, for the page to load its images and show it at once on the next
+    key press: it takes no lease, and the queue may still hand out another (one leased meanwhile, or
+    after a re-ranking); the page then shows the queue's choice a moment later."""
     pos = state.store.query("SELECT pos FROM queue WHERE group_id = ?", (group_id,))
     if not pos:
         return None
     for _, candidate, _ in state.store.query(NEXT_SQL, (pos[0][0] + 1, annotator_id, 1)):
-        group = state.index.group(candidate)
-        if group is not None:
-            return {"group_id": candidate, "image_urls": [f"/img/{i}" for i in group["image_ids"]]}
+        return state.group_view(candidate, annotator_id)
     return None
 
 

@@ -78,6 +78,8 @@ def label_page(request: Request, group: str | None = None, annotator: Annotator 
     data = next_payload(state, annotator)
     if group is not None:  # relabelling one group from the history page
         view = state.group_view(group, annotator.id)
+        if view is not None and data["group"] is not None and view["group_id"] != data["group"]["group_id"]:
+            data["upcoming"] = data["group"]  # after this one, the queue goes on with its own
         data["group"] = view if view is not None else data["group"]
     cfg = state.cfg
     words = {"good": cfg.good_means, "bad": cfg.bad_means, "skip": cfg.skip_means}

@@ -1,12 +1,19 @@
 // The labelling page: keyboard and buttons post labels through the JSON API and show the next group.
 // Document text is only ever set with textContent (never innerHTML), so it cannot run as markup.
 // A label that was saved is never reported as unsaved: saving and loading the next group fail apart.
+// Speed: the server sends, with each group, the one that will probably follow ("upcoming"); its images
+// are loaded at once, and on a label key it is shown before the server answers. The queue's actual
+// choice follows with /api/next and replaces it in the rare case that it differs. Actions run one
+// after another in the order of the keys, so a quick annotator never loses a key press.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-let groupId = $("group").dataset.groupId || null;
-let busy = false;
+const initial = JSON.parse($("page-data").textContent);
+let current = initial.group; // the group on screen (its view, as the API sends it)
+let groupId = current ? current.group_id : null;
+let upcoming = initial.upcoming;
 let needsNext = false; // the label was saved but the next group did not load: r (or the button) retries
+let queue = Promise.resolve();
 const prefetched = new Set(); // image URLs already asked for, kept alive in the browser cache
 
 async function api(path, body) {
@@ -83,6 +90,7 @@ function fillCard(card, image, i) {
 }
 
 function renderGroup(group) {
+  current = group;
   groupId = group ? group.group_id : null;
   $("group").dataset.groupId = groupId || "";
   $("current").hidden = !group;
@@ -138,47 +146,72 @@ function showError(text) {
   layout(); // the message makes the bar taller
 }
 
+function enqueue(task) {
+  queue = queue.then(task).catch((error) => showError(error.message));
+}
+
 async function loadNext() {
   const data = await api("/api/next");
-  renderGroup(data.group);
+  if (!data.group || !current || data.group.group_id !== current.group_id) renderGroup(data.group);
+  else current = data.group;
   renderSide(data.progress, data.recent);
-  if (data.upcoming) prefetch(data.upcoming.image_urls);
+  upcoming = data.upcoming;
+  if (upcoming) prefetch(upcoming.images.map((image) => image.url));
   if (window.location.search) window.history.replaceState(null, "", "/");
 }
 
-async function step(action, failure) {
-  if (busy) return;
-  busy = true;
-  showError("");
+// After a saved label or an undo: the next group; on failure the previous one stays on screen.
+async function advance(previous, saved) {
   try {
-    try {
-      if (action) await action();
-    } catch (error) {
-      showError(`${failure}: ${error.message}`);
-      return;
-    }
-    try {
-      await loadNext();
-      needsNext = false;
-    } catch (error) {
-      needsNext = true;
-      const done = action ? "Saved, but the next group could not be loaded" : "The next group could not be loaded";
-      showError(`${done}: ${error.message}. Press r to try again.`);
-    }
-    $("retry").hidden = !needsNext;
-  } finally {
-    busy = false;
+    await loadNext();
+    needsNext = false;
+  } catch (error) {
+    needsNext = true;
+    if (previous !== undefined) renderGroup(previous);
+    const what = saved ? "Saved, but the next group could not be loaded" : "The next group could not be loaded";
+    showError(`${what}: ${error.message}. Press r to try again.`);
   }
+  $("retry").hidden = !needsNext;
 }
 
 function label(value) {
   if (!groupId) return;
   const target = groupId;
-  step(() => api("/api/labels", { group_id: target, label: value }), "Not saved");
+  const previous = current;
+  enqueue(async () => {
+    showError("");
+    // shown at once, unless the annotator has meanwhile moved on (then it is already on screen)
+    if (upcoming && upcoming.group_id !== target && groupId === target) renderGroup(upcoming);
+    try {
+      await api("/api/labels", { group_id: target, label: value });
+    } catch (error) {
+      renderGroup(previous);
+      showError(`Not saved: ${error.message}`);
+      return;
+    }
+    await advance(previous, true);
+  });
 }
 
 function undo() {
-  step(() => api("/api/undo", {}), "Cannot undo");
+  enqueue(async () => {
+    showError("");
+    try {
+      await api("/api/undo", {});
+    } catch (error) {
+      showError(`Cannot undo: ${error.message}`);
+      return;
+    }
+    await advance(current, false);
+  });
+}
+
+function retry() {
+  if (!needsNext) return;
+  enqueue(() => {
+    showError("");
+    return advance(current, false);
+  });
 }
 
 function openZoom(card) {
@@ -202,7 +235,7 @@ document.querySelectorAll("button[data-label]").forEach((button) => {
   button.addEventListener("click", () => label(button.dataset.label));
 });
 $("undo").addEventListener("click", undo);
-$("retry").addEventListener("click", () => step(null, ""));
+$("retry").addEventListener("click", retry);
 $("images").addEventListener("click", (event) => {
   const card = event.target.closest(".card");
   if (card && event.target.closest(".zoomable")) openZoom(card);
@@ -224,7 +257,7 @@ document.addEventListener("keydown", (event) => {
     " ": () => label("skip"),
     u: undo,
     Backspace: undo,
-    r: () => needsNext && step(null, ""),
+    r: retry,
     g: () => window.location.assign("/guidelines"),
   };
   let handler = keys[event.key];
@@ -241,4 +274,4 @@ document.addEventListener("keydown", (event) => {
 
 window.addEventListener("resize", layout);
 layout();
-prefetch(($("group").dataset.upcoming || "").split(" "));
+if (upcoming) prefetch(upcoming.images.map((image) => image.url));

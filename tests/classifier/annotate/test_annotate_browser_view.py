@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from itertools import combinations
@@ -251,7 +252,8 @@ def test_the_next_groups_images_come_from_the_browser_cache(tmp_path, make_run, 
     with local_server(counted) as url:
         page = new_page()
         login(page, url, token)
-        upcoming = page.get_attribute("#group", "data-upcoming").split()
+        data = json.loads(page.text_content("#page-data"))
+        upcoming = [image["url"] for image in data["upcoming"]["images"]]
         current = {
             p.split("?")[0] for p in page.eval_on_selector_all("#images img", "i => i.map(x => x.src)")
         }
