@@ -64,6 +64,8 @@ def load_training_data(run: Path) -> TrainingData:
     if not path.exists():
         raise UserError(f"no labels at {path}: label groups with `gdt label serve` and `gdt label export`")
     labels = pq.read_table(path, columns=["group_id", "label"]).to_pylist()
+    # "tie": annotators split evenly and no reviewer decided (gdt label export); no signal either way
+    labels = [row for row in labels if row["label"] != "tie"]
     unknown = sorted({row["label"] for row in labels} - set(LABEL_VALUES))
     if unknown:
         raise UserError(f"{path}: labels must be 'good' or 'bad', found {unknown}")

@@ -80,7 +80,7 @@ CAPTIONS = pa.schema(
 LABELS = pa.schema(
     [
         pa.field("group_id", pa.string(), nullable=False),
-        pa.field("label", pa.string(), nullable=False),  # majority label: "good" | "bad"
+        pa.field("label", pa.string(), nullable=False),  # final or majority: "good" | "bad" | "tie"
         pa.field("n_annotators", pa.int32(), nullable=False),
         pa.field("agreement", pa.float32(), nullable=False),  # share of annotators agreeing with label
     ]

@@ -1,7 +1,8 @@
-"""Majority labels and inter-annotator agreement (Cohen's kappa, Krippendorff's alpha, nominal).
+"""Majority labels and inter-annotator agreement (Cohen's kappa, Fleiss' kappa, Krippendorff's alpha).
 
 Input: per group, the current good/bad label of each annotator (skips excluded). Output: the majority
-label with the share of annotators agreeing, and run-wide agreement figures for the stats page.
+label ("tie" when the votes are even) with the share of annotators agreeing, and run-wide agreement
+figures for the stats page and ``gdt label stats``.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ from itertools import combinations
 def majority(values: Iterable[str]) -> tuple[str, float]:
     """The majority of "good"/"bad" votes and the share agreeing with it.
 
-    A tie is "bad": a group becomes a positive only when a strict majority calls it good.
+    Even votes are a "tie" (share 0.5), not a negative: a reviewer decides it, or the classifier
+    leaves it out, instead of learning "bad" from a disagreement.
     """
     counts = Counter(values)
     total = sum(counts.values())
     if total == 0:
         raise ValueError("majority of no votes")
+    if counts["good"] == counts["bad"]:
+        return "tie", counts["good"] / total
     label = "good" if counts["good"] > counts["bad"] else "bad"
     return label, counts[label] / total
 
@@ -37,6 +41,31 @@ def cohen_kappa(pairs: Iterable[tuple[str, str]]) -> float | None:
     if expected == 1.0:
         return None  # both annotators used one and the same category throughout
     return (observed - expected) / (1.0 - expected)
+
+
+def fleiss_kappa(units: Iterable[Iterable[str]]) -> float | None:
+    """Fleiss' kappa over units, each the values its raters gave; None when undefined.
+
+    Units may have different numbers of raters (k annotators, each labelling some groups): a unit's
+    agreement is the share of agreeing rater pairs among its own pairs, and chance agreement comes from
+    the pooled category shares. With equal raters per unit this is Fleiss' (1971) kappa exactly.
+    Units with fewer than two values do not count.
+    """
+    per_unit, pooled = [], Counter()
+    for unit in units:
+        counts = Counter(unit)
+        m = sum(counts.values())
+        if m < 2:
+            continue
+        per_unit.append(sum(n * (n - 1) for n in counts.values()) / (m * (m - 1)))
+        pooled.update(counts)
+    if not per_unit:
+        return None
+    total = sum(pooled.values())
+    expected = sum((n / total) ** 2 for n in pooled.values())
+    if expected == 1.0:
+        return None  # one category only: agreement is not measurable
+    return (sum(per_unit) / len(per_unit) - expected) / (1.0 - expected)
 
 
 def krippendorff_alpha(units: Iterable[Iterable[str]]) -> float | None:
@@ -70,8 +99,9 @@ def krippendorff_alpha(units: Iterable[Iterable[str]]) -> float | None:
 def agreement_summary(by_group: Mapping[str, Mapping[str, str]]) -> dict[str, float | int | None]:
     """Run-wide figures from {group_id: {annotator: label}}.
 
-    ``kappa`` is Cohen's kappa when exactly two annotators labelled groups in common; ``alpha`` is
-    Krippendorff's alpha over all groups with two or more labels (any number of annotators).
+    ``kappa`` is Cohen's kappa when exactly two annotators labelled groups in common; ``fleiss`` and
+    ``alpha`` are Fleiss' kappa and Krippendorff's alpha over all groups with two or more labels (any
+    number of annotators); ``disagreements`` and ``ties`` count those groups whose labels differ.
     """
     annotators = sorted({a for labels in by_group.values() for a in labels})
     shared = [labels for labels in by_group.values() if len(labels) >= 2]
@@ -82,6 +112,9 @@ def agreement_summary(by_group: Mapping[str, Mapping[str, str]]) -> dict[str, fl
     return {
         "annotators": len(annotators),
         "groups_with_two_or_more": len(shared),
+        "disagreements": sum(len(set(labels.values())) > 1 for labels in shared),
+        "ties": sum(majority(labels.values())[0] == "tie" for labels in shared),
         "kappa": kappa,
+        "fleiss": fleiss_kappa(labels.values() for labels in shared),
         "alpha": krippendorff_alpha(labels.values() for labels in shared),
     }

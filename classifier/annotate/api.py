@@ -1,7 +1,9 @@
 """The JSON API shared by the page and by scripts (``Authorization: Bearer TOKEN`` or the cookie).
 
-GET /api/next, POST /api/labels, POST /api/undo, GET /api/stats, GET /api/history, and the
-thumbnail route GET /img/{image_id}.
+GET /api/next, POST /api/labels, POST /api/undo, GET /api/stats, GET /api/history, and the image
+routes GET /img/{image_id} (thumbnail) and GET /zoom/{image_id} (a large copy, for click-to-zoom).
+``/api/next`` also sends the group that will probably come after the one it hands out
+(``upcoming``), so that the page can load its images while the annotator is still looking.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from classifier.annotate.auth import Annotator, require_api
+from classifier.annotate.queue import NEXT_SQL
 
 router = APIRouter()
 
@@ -33,12 +36,35 @@ def _state(request: Request):
     return request.app.state.label
 
 
+def upcoming(state, annotator_id: int, group_id: str) -> dict[str, Any] | None:
+    """A guess at the group after ``group_id``: the next open one in queue order that the annotator
+    has not labelled. Only a hint, for the page to load its images and show it at once on the next
+    key press: it takes no lease, and the queue may still hand out another (one leased meanwhile, or
+    after a re-ranking); the page then shows the queue's choice a moment later."""
+    pos = state.store.query("SELECT pos FROM queue WHERE group_id = ?", (group_id,))
+    if not pos:
+        return None
+    for _, candidate, _ in state.store.query(NEXT_SQL, (pos[0][0] + 1, annotator_id, 1)):
+        return state.group_view(candidate, annotator_id)
+    return None
+
+
+def recent(state, annotator_id: int, limit: int = 5) -> list[dict[str, Any]]:
+    """The annotator's latest labels with the first images of each group, for the sidebar."""
+    rows = state.store.history(annotator_id, limit=limit)
+    for row in rows:
+        group = state.index.group(row["group_id"])
+        row["image_urls"] = [f"/img/{i}" for i in group["image_ids"][:3]] if group else []
+    return rows
+
+
 def next_payload(state, annotator: Annotator) -> dict[str, Any]:
     group_id = state.queue.next(annotator.id)
     return {
         "group": state.group_view(group_id, annotator.id) if group_id else None,
+        "upcoming": upcoming(state, annotator.id, group_id) if group_id else None,
         "progress": state.progress(annotator.id),
-        "recent": state.store.history(annotator.id, limit=5),
+        "recent": recent(state, annotator.id),
     }
 
 
@@ -83,13 +109,22 @@ def get_history(request: Request, annotator: Annotator = Depends(require_api)) -
     return {"history": _state(request).store.history(annotator.id, limit=200)}
 
 
-@router.get("/img/{image_id}")
-async def get_image(image_id: str, request: Request, annotator: Annotator = Depends(require_api)):
+async def _image(cache, image_id: str) -> FileResponse:
     try:
-        path = await run_in_threadpool(_state(request).thumbs.path, image_id)
+        path = await run_in_threadpool(cache.path, image_id)
     except OSError as error:  # Pillow cannot decode the stored bytes
-        raise HTTPException(415, f"image cannot be decoded: {error}") from error
+        raise HTTPException(415, "image cannot be decoded") from error
     if path is None:
         raise HTTPException(404, "no such image in this run")
     # content-addressed: an id always names the same picture
     return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
+
+
+@router.get("/img/{image_id}")
+async def get_image(image_id: str, request: Request, annotator: Annotator = Depends(require_api)):
+    return await _image(_state(request).thumbs, image_id)
+
+
+@router.get("/zoom/{image_id}")
+async def get_zoom(image_id: str, request: Request, annotator: Annotator = Depends(require_api)):
+    return await _image(_state(request).zoom_thumbs, image_id)

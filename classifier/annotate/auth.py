@@ -1,9 +1,10 @@
-"""Who is asking, and may they change anything: bearer tokens, the login cookie, the origin check.
+"""Who is asking, and may they change anything: bearer tokens, the session cookie, the origin check.
 
-API clients send ``Authorization: Bearer TOKEN``; a browser logs in once and then sends the token in
-an HttpOnly, SameSite=Strict cookie. State-changing requests are refused (403) when their Origin (or,
-lacking it, Referer) is another site, and a cookie-authenticated one must carry such a header: this
-is the CSRF defence, on top of SameSite.
+API clients send ``Authorization: Bearer TOKEN``; a browser logs in once and then sends a session id
+(``sessions.py``, never the token) in an HttpOnly, SameSite=Strict cookie. State-changing requests
+are refused (403) when their Origin (or, lacking it, Referer) is another site, and a
+cookie-authenticated one must carry such a header: this is the CSRF defence, on top of SameSite.
+Reviewer pages and routes need an annotator with the ``reviewer`` role.
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request
 
-from classifier.annotate.store import LabelStore
-
-COOKIE = "gdt_label_token"
+COOKIE = "gdt_label_session"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -23,6 +22,11 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 class Annotator:
     id: int
     name: str
+    role: str = "annotator"
+
+    @property
+    def is_reviewer(self) -> bool:
+        return self.role == "reviewer"
 
 
 class LoginRequiredError(Exception):
@@ -34,25 +38,42 @@ def bearer_token(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def identify(request: Request, store: LabelStore) -> Annotator | None:
-    token = bearer_token(request) or request.cookies.get(COOKIE)
-    if not token:
-        return None
-    found = store.authenticate(token)
+def identify(request: Request) -> Annotator | None:
+    state = request.app.state.label
+    token = bearer_token(request)
+    if token:
+        found = state.store.authenticate(token)
+    else:
+        session_id = request.cookies.get(COOKIE)
+        found = state.sessions.lookup(session_id) if session_id else None
     return Annotator(*found) if found else None
 
 
 def require_api(request: Request) -> Annotator:
-    annotator = identify(request, request.app.state.label.store)
+    annotator = identify(request)
     if annotator is None:
         raise HTTPException(401, "missing or wrong token", headers={"WWW-Authenticate": "Bearer"})
     return annotator
 
 
 def require_page(request: Request) -> Annotator:
-    annotator = identify(request, request.app.state.label.store)
+    annotator = identify(request)
     if annotator is None:
         raise LoginRequiredError
+    return annotator
+
+
+def require_reviewer_api(request: Request) -> Annotator:
+    annotator = require_api(request)
+    if not annotator.is_reviewer:
+        raise HTTPException(403, "reviewers only (gdt label add-annotator --reviewer)")
+    return annotator
+
+
+def require_reviewer_page(request: Request) -> Annotator:
+    annotator = require_page(request)
+    if not annotator.is_reviewer:
+        raise HTTPException(403, "reviewers only")
     return annotator
 
 

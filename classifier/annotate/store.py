@@ -46,7 +46,28 @@ CREATE TABLE IF NOT EXISTS queue (
     group_id TEXT PRIMARY KEY, pos INTEGER NOT NULL,
     n_labels INTEGER NOT NULL DEFAULT 0, open INTEGER NOT NULL DEFAULT 1) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS queue_open ON queue (open, pos);
+CREATE TABLE IF NOT EXISTS sessions (
+    id_hash TEXT PRIMARY KEY, annotator_id INTEGER NOT NULL REFERENCES annotators (id),
+    created REAL NOT NULL, expires REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    reviewer_id INTEGER NOT NULL REFERENCES annotators (id),
+    group_id TEXT NOT NULL,
+    value TEXT NOT NULL CHECK (value IN ('good', 'bad', 'retract')),
+    at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS decisions_group ON decisions (group_id, id);
+CREATE TRIGGER IF NOT EXISTS decisions_append_only_update BEFORE UPDATE ON decisions
+    BEGIN SELECT RAISE(ABORT, 'review decisions are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS decisions_append_only_delete BEFORE DELETE ON decisions
+    BEGIN SELECT RAISE(ABORT, 'review decisions are append-only'); END;
 """
+# columns added after the first release: (name, definition), added to an older store on open
+_ANNOTATOR_COLUMNS = (
+    ("role", "TEXT NOT NULL DEFAULT 'annotator'"),  # annotator | reviewer
+    ("disabled", "INTEGER NOT NULL DEFAULT 0"),
+    ("guidelines_seen", "TEXT"),  # digest of the guidelines the annotator last opened
+)
+ROLES = ("annotator", "reviewer")
 
 
 def hash_token(token: str) -> str:
@@ -69,6 +90,10 @@ class LabelStore:
         self._db.execute("PRAGMA synchronous = FULL")
         self._db.execute("PRAGMA foreign_keys = ON")
         self._db.executescript(_SCHEMA)
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(annotators)")}
+        for name, definition in _ANNOTATOR_COLUMNS:
+            if name not in have:
+                self._db.execute(f"ALTER TABLE annotators ADD COLUMN {name} {definition}")
         self._lock = threading.RLock()
         self._open_count = self._db.execute("SELECT count(*) FROM queue WHERE open = 1").fetchone()[0]
 
@@ -96,10 +121,20 @@ class LabelStore:
     def set_meta(self, db: sqlite3.Connection, key: str, value: str) -> None:
         db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
+    def queue_labels_per_group(self) -> int | None:
+        """The overlap the queue was built with (by the server), or None before the first start."""
+        value = self.meta("labels_per_group")
+        return int(value) if value is not None else None
+
     # -- annotators ------------------------------------------------------------------------------
 
-    def add_annotator(self, name: str, rotate: bool = False) -> str:
-        """Create an annotator (or give an existing one a new token with ``rotate``); returns the token."""
+    def add_annotator(self, name: str, rotate: bool = False, role: str = "annotator") -> str:
+        """Create an annotator (or give an existing one a new token with ``rotate``); returns the token.
+
+        A new token ends the annotator's browser sessions: whoever held the old one is logged out.
+        """
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, not {role!r}")
         token = secrets.token_urlsafe(32)
         with self.transaction() as db:
             exists = db.execute("SELECT id FROM annotators WHERE name = ?", (name,)).fetchone()
@@ -107,14 +142,47 @@ class LabelStore:
                 raise AnnotatorExistsError(f"annotator {name!r} exists; use --rotate to issue a new token")
             if exists:
                 db.execute(
-                    "UPDATE annotators SET token_hash = ? WHERE id = ?", (hash_token(token), exists[0])
+                    "UPDATE annotators SET token_hash = ?, role = ? WHERE id = ?",
+                    (hash_token(token), role, exists[0]),
                 )
+                db.execute("DELETE FROM sessions WHERE annotator_id = ?", (exists[0],))
             else:
                 db.execute(
-                    "INSERT INTO annotators (name, token_hash, created) VALUES (?, ?, ?)",
-                    (name, hash_token(token), time.time()),
+                    "INSERT INTO annotators (name, token_hash, created, role) VALUES (?, ?, ?, ?)",
+                    (name, hash_token(token), time.time(), role),
                 )
         return token
+
+    def annotators(self) -> list[dict[str, Any]]:
+        """Every annotator with role, state and label counts (good/bad/skip over current labels)."""
+        rows = self.query(
+            "SELECT a.name, a.role, a.disabled, a.token_hash IS NOT NULL, a.created, "
+            "sum(c.value = 'good'), sum(c.value = 'bad'), sum(c.value = 'skip') "
+            "FROM annotators a LEFT JOIN current c ON c.annotator_id = a.id GROUP BY a.id ORDER BY a.name"
+        )
+        return [
+            {
+                "name": name,
+                "role": role,
+                "disabled": bool(disabled),
+                "can_log_in": bool(has_token) and not disabled,
+                "created": created,
+                "good": good or 0,
+                "bad": bad or 0,
+                "skip": skip or 0,
+            }
+            for name, role, disabled, has_token, created, good, bad, skip in rows
+        ]
+
+    def set_disabled(self, name: str, disabled: bool) -> None:
+        """Disable (or enable again) an annotator: its token and sessions stop working; labels stay."""
+        with self.transaction() as db:
+            row = db.execute("SELECT id FROM annotators WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise KeyError(name)
+            db.execute("UPDATE annotators SET disabled = ? WHERE id = ?", (int(disabled), row[0]))
+            if disabled:
+                db.execute("DELETE FROM sessions WHERE annotator_id = ?", (row[0],))
 
     def annotator_id(self, name: str, create: bool = False) -> int:
         """The id of a named annotator; ``create`` adds one without a token (imports, cannot log in)."""
@@ -128,8 +196,12 @@ class LabelStore:
                 "INSERT INTO annotators (name, created) VALUES (?, ?)", (name, time.time())
             ).lastrowid
 
-    def authenticate(self, token: str) -> tuple[int, str] | None:
-        rows = self.query("SELECT id, name FROM annotators WHERE token_hash = ?", (hash_token(token),))
+    def authenticate(self, token: str) -> tuple[int, str, str] | None:
+        """(id, name, role) of the enabled annotator holding this token, or None."""
+        rows = self.query(
+            "SELECT id, name, role FROM annotators WHERE token_hash = ? AND disabled = 0",
+            (hash_token(token),),
+        )
         return rows[0] if rows else None
 
     # -- labels ----------------------------------------------------------------------------------
@@ -222,7 +294,25 @@ class LabelStore:
         return rows[0][0] if rows else None
 
     def n_labelled(self, annotator_id: int) -> int:
-        return self.query("SELECT count(*) FROM current WHERE annotator_id = ?", (annotator_id,))[0][0]
+        """Groups the annotator called good or bad (skips are not labels)."""
+        return self.query(
+            "SELECT count(*) FROM current WHERE annotator_id = ? AND value IN ('good', 'bad')",
+            (annotator_id,),
+        )[0][0]
+
+    def n_skipped(self, annotator_id: int) -> int:
+        return self.query(
+            "SELECT count(*) FROM current WHERE annotator_id = ? AND value = 'skip'", (annotator_id,)
+        )[0][0]
+
+    def guidelines_seen(self, annotator_id: int) -> str | None:
+        """Digest of the guidelines the annotator last opened, or None."""
+        rows = self.query("SELECT guidelines_seen FROM annotators WHERE id = ?", (annotator_id,))
+        return rows[0][0] if rows else None
+
+    def mark_guidelines_seen(self, annotator_id: int, digest: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE annotators SET guidelines_seen = ? WHERE id = ?", (digest, annotator_id))
 
     def history(self, annotator_id: int, limit: int = 50) -> list[dict[str, Any]]:
         rows = self.query(

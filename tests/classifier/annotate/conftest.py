@@ -39,6 +39,7 @@ def write_run(
     n_sources: int = 5,
     context: Callable[[int, int], dict] | None = None,
     n_image_pool: int = 12,
+    source: Callable[[int], str] | None = None,
 ) -> list[str]:
     """Write RUN/extract/{groups,images} parts; returns the group ids in table order."""
     pool = [png(((37 * i) % 256, (91 * i) % 256, (53 * i) % 256)) for i in range(n_image_pool)]
@@ -75,7 +76,7 @@ def write_run(
             {
                 "group_id": f"{doc_id}-3-{images_per_group}",
                 "doc_id": doc_id,
-                "source": f"https://example.org/source{g % n_sources}/doc{g}.html",
+                "source": source(g) if source else f"https://example.org/source{g % n_sources}/doc{g}.html",
                 "image_ids": picks,
                 "positions": positions,
                 "context": ctx,

@@ -7,7 +7,13 @@ import random
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from classifier.annotate.agreement import agreement_summary, cohen_kappa, krippendorff_alpha, majority
+from classifier.annotate.agreement import (
+    agreement_summary,
+    cohen_kappa,
+    fleiss_kappa,
+    krippendorff_alpha,
+    majority,
+)
 
 
 def test_majority_and_share_agreeing():
@@ -15,8 +21,34 @@ def test_majority_and_share_agreeing():
     assert majority(["bad"]) == ("bad", 1.0)
 
 
-def test_a_tie_is_not_a_positive():
-    assert majority(["good", "bad"]) == ("bad", 0.5)
+def test_a_tie_is_a_tie_not_a_negative():
+    assert majority(["good", "bad"]) == ("tie", 0.5)
+    assert majority(["good", "bad", "bad", "good"]) == ("tie", 0.5)
+
+
+def test_fleiss_kappa_matches_the_published_example():
+    # Fleiss (1971) as worked in Wikipedia's "Fleiss' kappa": 10 subjects, 14 raters, 5 categories: 0.210
+    table = [
+        [0, 0, 0, 0, 14],
+        [0, 2, 6, 4, 2],
+        [0, 0, 3, 5, 6],
+        [0, 3, 9, 2, 0],
+        [2, 2, 8, 1, 1],
+        [7, 7, 0, 0, 0],
+        [3, 2, 6, 3, 0],
+        [2, 5, 3, 2, 2],
+        [6, 5, 2, 1, 0],
+        [0, 2, 2, 3, 7],
+    ]
+    units = [[str(c) for c, n in enumerate(row) for _ in range(n)] for row in table]
+    assert fleiss_kappa(units) == pytest.approx(0.210, abs=5e-4)
+
+
+def test_fleiss_kappa_perfect_undefined_and_varying_raters():
+    assert fleiss_kappa([["good"] * 3, ["bad"] * 4, ["good", "good"]]) == pytest.approx(1.0)
+    assert fleiss_kappa([["good", "good"], ["good"]]) is None
+    # every unit split as evenly as possible: agreement below chance
+    assert fleiss_kappa([["good", "bad"], ["good", "bad", "bad"], ["bad", "good"]]) < 0
 
 
 def test_cohen_kappa_matches_scikit_learn():
@@ -57,3 +89,5 @@ def test_summary_gives_kappa_only_for_two_annotators():
     three = {**two, "g4": {"cy": "good", "ann": "good"}}
     assert agreement_summary(three)["kappa"] is None
     assert agreement_summary(three)["alpha"] is not None
+    assert agreement_summary(three)["fleiss"] is not None
+    assert (summary["disagreements"], summary["ties"]) == (1, 1)

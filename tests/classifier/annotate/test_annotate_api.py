@@ -12,7 +12,7 @@ from classifier.annotate.app import create_app
 from classifier.annotate.auth import COOKIE
 from classifier.annotate.config import LabelConfig
 
-SAME_ORIGIN = {"Origin": "http://testserver"}
+SAME_ORIGIN = {"Origin": "http://localhost"}
 EVIL = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">'
 
 
@@ -25,8 +25,14 @@ def served(tmp_path, make_run):
     app = create_app(tmp_path, LabelConfig(labels_per_group=2), progress=lambda _: None)
     store = app.state.label.store
     tokens = {name: store.add_annotator(name) for name in ("ann", "bob")}
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://localhost") as client:
         yield client, tokens, ids, tmp_path
+
+
+def log_in(client: TestClient, token: str) -> None:
+    """Log in as a browser does: the client keeps the session cookie."""
+    response = client.post("/login", data={"token": token}, headers=SAME_ORIGIN, follow_redirects=False)
+    assert response.status_code == 303
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -53,7 +59,7 @@ def test_label_flow_next_label_undo_stats(served):
     client.post("/api/labels", headers=h, json={"group_id": group["group_id"], "label": "bad"})
     stats = client.get("/api/stats", headers=h).json()
     assert stats["per_annotator"] == {"ann": {"bad": 1}}
-    assert stats["groups"] == {"total": 6, "labelled": 1, "complete": 0, "open": 6}
+    assert stats["groups"] == {"total": 6, "labelled": 1, "complete": 0, "open": 6, "decided_by_review": 0}
 
 
 def test_bad_label_requests_are_refused(served):
@@ -98,6 +104,7 @@ def test_login_sets_an_httponly_strict_cookie_and_rejects_wrong_tokens(served):
     ok = client.post("/login", data={"token": tokens["ann"]}, headers=SAME_ORIGIN, follow_redirects=False)
     cookie = ok.headers["set-cookie"]
     assert ok.status_code == 303 and "HttpOnly" in cookie and "samesite=strict" in cookie.lower()
+    assert ok.headers["location"] == "/guidelines"  # first login: the guidelines first
     assert client.get("/").status_code == 200
 
 
@@ -130,7 +137,7 @@ def test_image_route_serves_thumbnails_of_this_run_only(served):
 
 def test_document_text_is_escaped_in_the_page(served):
     client, tokens, *_ = served
-    client.cookies.set(COOKIE, tokens["ann"])
+    log_in(client, tokens["ann"])
     page = client.get("/")
     assert page.status_code == 200
     assert "<script>window.pwned" not in page.text and 'onerror="window' not in page.text
@@ -145,13 +152,13 @@ def test_document_text_is_escaped_in_the_page(served):
         {"Origin": "http://evil.example"},
         {"Origin": "null"},
         {"Referer": "http://evil.example/page"},
-        {"Origin": "http://testserver.evil.example"},
+        {"Origin": "http://localhost.evil.example"},
         {},  # a cookie-authenticated POST must say where it comes from
     ],
 )
 def test_cross_origin_state_changes_are_refused(served, headers):
     client, tokens, ids, _ = served
-    client.cookies.set(COOKIE, tokens["ann"])
+    log_in(client, tokens["ann"])
     for path, body in [("/api/labels", {"group_id": ids[0], "label": "good"}), ("/api/undo", {})]:
         response = client.post(path, json=body, headers=headers)
         assert response.status_code == 403, (path, headers)
@@ -162,7 +169,7 @@ def test_cross_origin_state_changes_are_refused(served, headers):
 
 def test_same_origin_cookie_post_and_bearer_post_are_accepted(served):
     client, tokens, ids, _ = served
-    client.cookies.set(COOKIE, tokens["ann"])
+    log_in(client, tokens["ann"])
     body = {"group_id": ids[0], "label": "good"}
     assert client.post("/api/labels", json=body, headers=SAME_ORIGIN).status_code == 200
     client.cookies.clear()

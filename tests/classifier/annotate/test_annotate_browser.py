@@ -5,6 +5,8 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
+from tests.classifier.annotate.browser import act, login, shown
+
 EVIL = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">'
 
 pytestmark = pytest.mark.integration
@@ -16,26 +18,6 @@ def browser_page(chromium):
     page.on("dialog", lambda dialog: pytest.fail(f"a dialog opened: {dialog.message}"))
     yield page
     page.close()
-
-
-def shown(page) -> str:
-    return page.get_attribute("#group", "data-group-id")
-
-
-def act(page, action) -> str:
-    """Press a key or click, wait until the page shows another group; returns the new group id."""
-    before = shown(page)
-    action()
-    page.wait_for_function("(old) => document.getElementById('group').dataset.groupId !== old", arg=before)
-    return shown(page)
-
-
-def login(page, url: str, token: str) -> None:
-    page.goto(f"{url}/")
-    assert page.url == f"{url}/login"
-    page.fill("#token", token)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{url}/")
 
 
 def test_label_with_keyboard_and_mouse_undo_reload_export(
@@ -71,8 +53,10 @@ def test_label_with_keyboard_and_mouse_undo_reload_export(
 
     page.reload()
     assert shown(page) == g5  # the undone group is still the one waiting
-    assert page.text_content("#mine") == "4"  # g1..g4, the skip included
+    assert page.text_content("#mine") == "3"  # g1..g3: a skip is no label
+    assert page.text_content("#skipped") == "1"
     assert page.locator("#recent li").count() == 4
+    assert page.locator("#recent li img").count() == 8  # each with its group's thumbnails
 
     result = label_cli("export", "--run", str(tmp_path))
     assert result.returncode == 0, result.stderr

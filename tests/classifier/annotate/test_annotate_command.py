@@ -102,3 +102,76 @@ def test_index_finds_groups_by_source_and_positions(tmp_path, make_run):
     group = index.group(ids[1])
     assert index.find(group["source"], group["positions"]) == ids[1]
     assert index.find(group["source"], [9, 10]) is None
+
+
+def test_export_and_import_never_change_the_servers_queue_settings(tmp_path, make_run, label_cli):
+    from classifier.annotate.app import open_state
+    from classifier.annotate.config import LabelConfig
+    from classifier.annotate.store import LabelStore
+
+    ids = make_run(tmp_path, 4)
+    state = open_state(tmp_path, LabelConfig(labels_per_group=2), progress=lambda _: None)
+    ann = state.store.annotator_id("ann", create=True)
+    state.store.record(ann, ids[0], "good", "web", 2)
+    state.store.close()
+    csv = tmp_path / "more.csv"
+    csv.write_text(f"group_id,label\n{ids[1]},bad\n")
+
+    assert label_cli("export", "--run", str(tmp_path)).returncode == 0  # no --set: the default overlap 1
+    imported = label_cli("import", "--run", str(tmp_path), str(csv))
+    assert imported.returncode == 0 and "labels_per_group=2" in imported.stdout
+
+    store = LabelStore(tmp_path / "labels" / "labels.sqlite")  # as stored: no queue preparation
+    assert store.queue_labels_per_group() == 2
+    rows = dict(store.query("SELECT group_id, open FROM queue WHERE group_id IN (?, ?)", ids[:2]))
+    assert rows == {ids[0]: 1, ids[1]: 1}  # one label each: both still wait for a second annotator
+    assert store.open_count == 4
+
+
+def test_annotators_list_disable_and_stats_with_agreement(tmp_path, make_run, label_cli):
+    from classifier.annotate.store import LabelStore
+
+    ids = make_run(tmp_path, 4)
+    tokens = {n: label_cli("add-annotator", "--run", str(tmp_path), n).stdout.strip() for n in "abc"}
+    assert label_cli("add-annotator", "--run", str(tmp_path), "--reviewer", "rev").returncode == 0
+    store = LabelStore(tmp_path / "labels" / "labels.sqlite")
+    for name, votes in {"a": "ggb", "b": "gbb", "c": "gb"}.items():
+        who = store.authenticate(tokens[name])[0]
+        for group_id, vote in zip(ids, votes, strict=False):
+            store.record(who, group_id, {"g": "good", "b": "bad"}[vote], "web", 1)
+    store.close()
+
+    listed = label_cli("annotators", "--run", str(tmp_path))
+    assert listed.returncode == 0, listed.stderr
+    rows = {line.split()[0]: line.split() for line in listed.stdout.splitlines()[1:]}
+    assert rows["a"][1:] == ["annotator", "active", "2", "1", "0"]
+    assert rows["rev"][1:3] == ["reviewer", "active"]
+    assert label_cli("annotators", "--run", str(tmp_path), "--disable", "b").returncode == 0
+    assert "disabled" in label_cli("annotators", "--run", str(tmp_path)).stdout.splitlines()[2]
+    missing = label_cli("annotators", "--run", str(tmp_path), "--disable", "nobody")
+    assert missing.returncode == 2 and "no annotator 'nobody'" in missing.stderr
+
+    stats = label_cli("stats", "--run", str(tmp_path), "--json")
+    assert stats.returncode == 0, stats.stderr
+    agreement = json.loads(stats.stdout)["agreement"]
+    assert agreement["annotators"] == 3 and agreement["groups_with_two_or_more"] == 3
+    assert agreement["kappa"] is None  # three annotators: Cohen's kappa does not apply
+    assert agreement["fleiss"] is not None and agreement["alpha"] is not None
+    text = label_cli("stats", "--run", str(tmp_path)).stdout
+    assert "Fleiss' kappa" in text and "Krippendorff's alpha" in text
+
+
+def test_export_command_formats(tmp_path, make_run, label_cli):
+    ids = make_run(tmp_path, 3)
+    csv = tmp_path / "in.csv"
+    csv.write_text(f"group_id,label\n{ids[0]},good\n{ids[1]},skip\n")
+    assert label_cli("import", "--run", str(tmp_path), str(csv)).returncode == 0
+    result = label_cli("export", "--run", str(tmp_path), "--format", "jsonl")
+    assert result.returncode == 0, result.stderr
+    lines = (tmp_path / "labels" / "annotations.jsonl").read_text().splitlines()
+    assert {(json.loads(x)["group_id"], json.loads(x)["label"]) for x in lines} == {
+        (ids[0], "good"),
+        (ids[1], "skip"),
+    }
+    assert pq.read_table(tmp_path / "labels" / "labels.parquet").num_rows == 1  # the classifier's file too
+    assert label_cli("export", "--run", str(tmp_path), "--format", "xml").returncode == 2

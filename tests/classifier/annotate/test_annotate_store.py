@@ -94,14 +94,15 @@ def test_export_writes_majority_labels_with_the_manifest_schema(state, tmp_path)
     st.store.record(a, ids[1], "skip", "web", 2)  # skips are not exported
     st.store.record(a, ids[2], "bad", "web", 2)
     result = export_labels(tmp_path, st.store, st.index)
-    table = pq.read_table(result.labels_path)
+    table = pq.read_table(tmp_path / "labels" / "labels.parquet")
     assert table.schema.equals(LABELS)
     rows = {r["group_id"]: r for r in table.to_pylist()}
     assert set(rows) == {ids[0], ids[2]}
     assert rows[ids[0]]["label"] == "good" and rows[ids[0]]["n_annotators"] == 3
     assert rows[ids[0]]["agreement"] == pytest.approx(2 / 3)
     assert rows[ids[2]] == {"group_id": ids[2], "label": "bad", "n_annotators": 1, "agreement": 1.0}
-    events = pq.read_table(result.events_path)
+    assert result.paths == [tmp_path / "labels" / f"{n}.parquet" for n in ("labels", "annotations", "events")]
+    events = pq.read_table(tmp_path / "labels" / "events.parquet")
     assert events.num_rows == 5 and set(events.column("annotator").to_pylist()) == {"a", "b", "c"}
 
 
