@@ -170,9 +170,20 @@ def train_classifier(run: Path, cfg: ClassifyConfig) -> dict[str, Any]:
         return _train(run, cfg, load_training_data(run))
 
 
-def _train(run: Path, cfg: ClassifyConfig, data: TrainingData) -> dict[str, Any]:
+@dataclass
+class Fitted:
+    """What training chose: the final model, its regime and every candidate's CV result."""
+
+    model: BaseEstimator
+    regime: Regime
+    results: list[CandidateResult]
+    best: CandidateResult
+    n_folds: int
+
+
+def fit_classifier(cfg: ClassifyConfig, data: TrainingData) -> Fitted:
+    """Choose the regime, cross-validate its candidates by source, fit the best on every label."""
     counts = {label: int((data.labels == value).sum()) for label, value in LABEL_VALUES.items()}
-    per_label = sources_per_label(data.labels, data.sources)
     try:
         splits = cv_splits(data.labels, data.sources, cfg.cv_folds, cfg.seed)
     except ValueError as err:
@@ -181,9 +192,16 @@ def _train(run: Path, cfg: ClassifyConfig, data: TrainingData) -> dict[str, Any]
     names = cfg.candidates if regime.name == "selection" else ("coherence",)
     results = [cross_validate(name, cfg, regime, data, splits) for name in names]
     best = max(results, key=lambda r: r.mean_roc_auc)
-    threshold, rule = choose_threshold(data.labels, best.oof, cfg.threshold_rule, cfg.target_precision)
-
     final = fitted_model(best.name, cfg, regime, data, np.arange(len(data.labels)))
+    return Fitted(final, regime, results, best, len(splits))
+
+
+def _train(run: Path, cfg: ClassifyConfig, data: TrainingData) -> dict[str, Any]:
+    counts = {label: int((data.labels == value).sum()) for label, value in LABEL_VALUES.items()}
+    per_label = sources_per_label(data.labels, data.sources)
+    fitted = fit_classifier(cfg, data)
+    regime, results, best, final = fitted.regime, fitted.results, fitted.best, fitted.model
+    threshold, rule = choose_threshold(data.labels, best.oof, cfg.threshold_rule, cfg.target_precision)
     folder = model_dir(run)
     card: ModelCard = save_model(
         folder,
@@ -210,7 +228,7 @@ def _train(run: Path, cfg: ClassifyConfig, data: TrainingData) -> dict[str, Any]
         },
         "cv": {
             "split_by": "source",
-            "n_folds": len(splits),
+            "n_folds": fitted.n_folds,
             "candidates": {
                 r.name: {"roc_auc": fold_spread(r.fold_roc_auc), "pr_auc": fold_spread(r.fold_pr_auc)}
                 for r in results
