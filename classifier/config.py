@@ -10,8 +10,13 @@ from manifests.config import StageConfig
 
 
 class ClassifyConfig(StageConfig):
-    # training: candidates compared by cross-validated ROC-AUC, folds split by document source
-    candidates: tuple[Literal["logreg", "hgb"], ...] = ("logreg", "hgb")
+    # training: candidates compared by cross-validated ROC-AUC, folds split by document source.
+    # "coherence" is a logistic regression on the group-level columns only (no per-dimension mean)
+    candidates: tuple[Literal["logreg", "hgb", "coherence"], ...] = ("logreg", "hgb", "coherence")
+    # small-label regime: with fewer labels than this, or fewer of the rarer label than small_per_label,
+    # there is no model selection: the "coherence" model is fitted alone (see classifier/regime.py)
+    small_labels: int = Field(default=30, ge=0)
+    small_per_label: int = Field(default=8, ge=0)
     cv_folds: int = Field(default=5, ge=2)
     calibration: Literal["sigmoid", "isotonic"] = "sigmoid"
     logreg_c: float = Field(default=0.1, gt=0)  # inverse L2 strength; features are standardised first

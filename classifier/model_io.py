@@ -15,6 +15,7 @@ import numpy as np
 import skops.io as sio
 from pydantic import BaseModel, ConfigDict
 from sklearn.calibration import CalibratedClassifierCV
+from sklearn.pipeline import Pipeline
 
 from classifier.encoders import EncoderId, require_same_encoder
 from manifests.ledger import atomic_write_bytes, file_sha256
@@ -42,7 +43,7 @@ class ModelCard(BaseModel):
     format: str = "skops"
     file: str = MODEL_FILE
     sha256: str  # of the model file
-    estimator: str  # "logreg" | "hgb", calibrated
+    estimator: str  # "logreg" | "hgb" | "coherence"; calibrated, or a plain pipeline in the small regime
     features: list[str]
     encoder: EncoderId
     threshold: float
@@ -66,7 +67,7 @@ class ModelCard(BaseModel):
 class GroupClassifier:
     """A loaded model and its card: features in, calibrated P(good group) out."""
 
-    def __init__(self, estimator: CalibratedClassifierCV, card: ModelCard):
+    def __init__(self, estimator: CalibratedClassifierCV | Pipeline, card: ModelCard):
         self.estimator, self.card = estimator, card
 
     def score(self, features: np.ndarray) -> np.ndarray:
@@ -75,7 +76,7 @@ class GroupClassifier:
         return self.estimator.predict_proba(features)[:, 1].astype(np.float32)
 
 
-def save_model(folder: Path, estimator: CalibratedClassifierCV, card_fields: dict) -> ModelCard:
+def save_model(folder: Path, estimator: CalibratedClassifierCV | Pipeline, card_fields: dict) -> ModelCard:
     """Write the model file, then the card naming its hash (the card last: it certifies the file)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -111,6 +112,6 @@ def load_model(folder: Path) -> GroupClassifier:
     if refused:
         raise ModelFileError(f"{path} would construct types that are not allowed: {', '.join(refused)}")
     estimator = sio.load(path, trusted=list(untrusted))
-    if not isinstance(estimator, CalibratedClassifierCV):
-        raise ModelFileError(f"{path} holds a {type(estimator).__name__}, not a calibrated classifier")
+    if not isinstance(estimator, CalibratedClassifierCV | Pipeline):
+        raise ModelFileError(f"{path} holds a {type(estimator).__name__}, not a group classifier")
     return GroupClassifier(estimator, card)

@@ -1,9 +1,12 @@
 """``gdt classify train``: labels + group features -> a calibrated classifier, its threshold and metrics.
 
 Inputs: ``RUN/labels/labels.parquet`` (group_id, label good|bad), ``extract/groups``, ``embed``.
-Each candidate (logistic regression, histogram gradient boosting) is calibrated and cross-validated with
-folds split by document source; the best mean ROC-AUC wins. Its out-of-fold scores give the threshold
-and the held-out metrics; the final model is then fitted on every label. Outputs in
+With enough labels (the "selection" regime) each candidate (logistic regression on every column,
+histogram gradient boosting, logistic regression on the group-level columns) is calibrated and
+cross-validated with folds split by document source; the best mean ROC-AUC wins. With a handful of
+labels (the "small" regime, ``classifier/regime.py``) CV cannot choose: the group-level logistic
+regression is used alone, uncalibrated. Out-of-fold scores give the threshold and the held-out metrics;
+the final model is then fitted on every label. Outputs in
 ``RUN/classify/model/``: model.skops + model.json, metrics.json, and the PNG plots.
 """
 
@@ -39,6 +42,7 @@ from classifier.evaluation import (
 from classifier.features import feature_matrix, feature_names
 from classifier.model_io import ModelCard, save_model
 from classifier.plots import write_plots
+from classifier.regime import Regime, choose_regime, coherence_model
 from manifests.ledger import atomic_write_json
 from pipeline.errors import UserError
 
@@ -91,7 +95,9 @@ def load_training_data(run: Path) -> TrainingData:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def make_estimator(name: str, cfg: ClassifyConfig) -> BaseEstimator:
+def make_estimator(name: str, cfg: ClassifyConfig, dim: int) -> BaseEstimator:
+    if name == "coherence":
+        return coherence_model(dim, cfg.logreg_c)
     if name == "logreg":
         return make_pipeline(StandardScaler(), LogisticRegression(C=cfg.logreg_c, max_iter=5000))
     # Hundreds of mostly redundant vector columns: small trees on a random 30% of the columns per split
@@ -101,7 +107,9 @@ def make_estimator(name: str, cfg: ClassifyConfig) -> BaseEstimator:
     )
 
 
-def calibrated(name: str, cfg: ClassifyConfig, y: np.ndarray, sources: np.ndarray) -> CalibratedClassifierCV:
+def calibrated(
+    name: str, cfg: ClassifyConfig, dim: int, y: np.ndarray, sources: np.ndarray
+) -> CalibratedClassifierCV:
     """The candidate wrapped in calibration whose own folds also keep sources apart when they can."""
     try:
         inner = cv_splits(y, sources, 3, cfg.seed)
@@ -109,7 +117,21 @@ def calibrated(name: str, cfg: ClassifyConfig, y: np.ndarray, sources: np.ndarra
         # Too few sources left inside this training fold: calibrate on plain stratified folds.
         n = max(2, min(3, int(min(np.bincount(y, minlength=2)))))
         inner = list(StratifiedKFold(n_splits=n, shuffle=True, random_state=cfg.seed).split(y, y))
-    return CalibratedClassifierCV(make_estimator(name, cfg), method=cfg.calibration, cv=inner)
+    return CalibratedClassifierCV(make_estimator(name, cfg, dim), method=cfg.calibration, cv=inner)
+
+
+def fitted_model(
+    name: str, cfg: ClassifyConfig, regime: Regime, data: TrainingData, idx: np.ndarray
+) -> BaseEstimator:
+    """The model of this regime fitted on the rows ``idx``.
+
+    In the small regime calibration folds would hold one or two groups of a label: the regularised
+    logistic regression's own probabilities are kept instead.
+    """
+    X, y, dim = data.features[idx], data.labels[idx], data.encoder.dim
+    if regime.name == "small":
+        return make_estimator(name, cfg, dim).fit(X, y)
+    return calibrated(name, cfg, dim, y, data.sources[idx]).fit(X, y)
 
 
 @dataclass
@@ -126,13 +148,17 @@ class CandidateResult:
 
 
 def cross_validate(
-    name: str, cfg: ClassifyConfig, data: TrainingData, splits: list[tuple[np.ndarray, np.ndarray]]
+    name: str,
+    cfg: ClassifyConfig,
+    regime: Regime,
+    data: TrainingData,
+    splits: list[tuple[np.ndarray, np.ndarray]],
 ) -> CandidateResult:
-    X, y, sources = data.features, data.labels, data.sources
+    X, y = data.features, data.labels
     oof = np.zeros(len(y), dtype=np.float64)
     roc, pr = [], []
     for train_idx, val_idx in splits:
-        model = calibrated(name, cfg, y[train_idx], sources[train_idx]).fit(X[train_idx], y[train_idx])
+        model = fitted_model(name, cfg, regime, data, train_idx)
         oof[val_idx] = model.predict_proba(X[val_idx])[:, 1]
         fold = ranking_metrics(y[val_idx], oof[val_idx])
         roc.append(fold["roc_auc"])
@@ -146,18 +172,38 @@ def train_classifier(run: Path, cfg: ClassifyConfig) -> dict[str, Any]:
         return _train(run, cfg, load_training_data(run))
 
 
-def _train(run: Path, cfg: ClassifyConfig, data: TrainingData) -> dict[str, Any]:
+@dataclass
+class Fitted:
+    """What training chose: the final model, its regime and every candidate's CV result."""
+
+    model: BaseEstimator
+    regime: Regime
+    results: list[CandidateResult]
+    best: CandidateResult
+    n_folds: int
+
+
+def fit_classifier(cfg: ClassifyConfig, data: TrainingData) -> Fitted:
+    """Choose the regime, cross-validate its candidates by source, fit the best on every label."""
     counts = {label: int((data.labels == value).sum()) for label, value in LABEL_VALUES.items()}
-    per_label = sources_per_label(data.labels, data.sources)
     try:
         splits = cv_splits(data.labels, data.sources, cfg.cv_folds, cfg.seed)
     except ValueError as err:
         raise UserError(f"{err} (labels: {counts})") from err
-    results = [cross_validate(name, cfg, data, splits) for name in cfg.candidates]
+    regime = choose_regime(data.labels, cfg)
+    names = cfg.candidates if regime.name == "selection" else ("coherence",)
+    results = [cross_validate(name, cfg, regime, data, splits) for name in names]
     best = max(results, key=lambda r: r.mean_roc_auc)
-    threshold, rule = choose_threshold(data.labels, best.oof, cfg.threshold_rule, cfg.target_precision)
+    final = fitted_model(best.name, cfg, regime, data, np.arange(len(data.labels)))
+    return Fitted(final, regime, results, best, len(splits))
 
-    final = calibrated(best.name, cfg, data.labels, data.sources).fit(data.features, data.labels)
+
+def _train(run: Path, cfg: ClassifyConfig, data: TrainingData) -> dict[str, Any]:
+    counts = {label: int((data.labels == value).sum()) for label, value in LABEL_VALUES.items()}
+    per_label = sources_per_label(data.labels, data.sources)
+    fitted = fit_classifier(cfg, data)
+    regime, results, best, final = fitted.regime, fitted.results, fitted.best, fitted.model
+    threshold, rule = choose_threshold(data.labels, best.oof, cfg.threshold_rule, cfg.target_precision)
     folder = model_dir(run)
     card: ModelCard = save_model(
         folder,
@@ -174,6 +220,7 @@ def _train(run: Path, cfg: ClassifyConfig, data: TrainingData) -> dict[str, Any]
     metrics = {
         "model": card.model_hash,
         "estimator": best.name,
+        "regime": {"name": regime.name, "reason": regime.reason},
         "encoder": data.encoder.model_dump(),
         "heldout": {
             **ranking_metrics(data.labels, best.oof),
@@ -183,7 +230,7 @@ def _train(run: Path, cfg: ClassifyConfig, data: TrainingData) -> dict[str, Any]
         },
         "cv": {
             "split_by": "source",
-            "n_folds": len(splits),
+            "n_folds": fitted.n_folds,
             "candidates": {
                 r.name: {"roc_auc": fold_spread(r.fold_roc_auc), "pr_auc": fold_spread(r.fold_pr_auc)}
                 for r in results
@@ -208,6 +255,7 @@ def metrics_summary(metrics: dict[str, Any]) -> str:
     lines = [
         f"classifier: {metrics['estimator']} (model {metrics['model']}), "
         f"encoder {metrics['encoder']['name']}",
+        f"regime: {metrics['regime']['name']}: {metrics['regime']['reason']}",
         f"labels: {metrics['labels']['good']} good, {metrics['labels']['bad']} bad from "
         f"{metrics['labels']['sources']} sources ({metrics['labels']['unmatched']} unmatched)",
         f"held-out ROC-AUC {held['roc_auc']:.3f}, PR-AUC {held['pr_auc']:.3f} "

@@ -13,7 +13,9 @@ import skops.io as sio
 
 from classifier.config import ClassifyConfig
 from classifier.encoders import EncoderId
+from classifier.features import feature_names
 from classifier.model_io import CARD_FILE, MODEL_FILE, ModelFileError, load_model, save_model
+from classifier.regime import coherence_model
 from classifier.train import calibrated
 from manifests.ledger import file_sha256
 
@@ -35,11 +37,15 @@ class Exploit:
 
 
 def fitted(name: str):
+    """A candidate, calibrated as in the selection regime, or "small": the bare small-regime model."""
     rng = np.random.default_rng(0)
-    X = rng.normal(size=(60, 6))
-    y = (X[:, 0] + 0.3 * rng.normal(size=60) > 0).astype(int)
+    X = rng.normal(size=(60, len(feature_names(ENCODER.dim))))
+    y = (X[:, 0] + X[:, -1] + 0.3 * rng.normal(size=60) > 0).astype(int)
     sources = np.array([f"s{i // 2}" for i in range(60)], dtype=object)
-    return calibrated(name, ClassifyConfig(hgb_max_iter=10), y, sources).fit(X, y), X
+    cfg = ClassifyConfig(hgb_max_iter=10)
+    if name == "small":
+        return coherence_model(ENCODER.dim, cfg.logreg_c).fit(X, y), X
+    return calibrated(name, cfg, ENCODER.dim, y, sources).fit(X, y), X
 
 
 def save(folder: Path, model) -> None:
@@ -62,7 +68,7 @@ def replace_model_file(folder: Path, data: bytes) -> None:
     (folder / CARD_FILE).write_text(json.dumps(card))
 
 
-@pytest.mark.parametrize("name", ["logreg", "hgb"])
+@pytest.mark.parametrize("name", ["logreg", "hgb", "coherence", "small"])
 def test_saved_model_loads_and_scores_the_same(tmp_path, name):
     model, X = fitted(name)
     save(tmp_path, model)

@@ -60,8 +60,8 @@ def test_embed_train_filter_end_to_end(tmp_path, tiny_clip, capsys):
     assert sum(held["confusion_matrix"].values()) == len(labels)
     assert metrics["cv"]["split_by"] == "source"
     assert metrics["cv"]["n_folds"] == 5
-    assert set(metrics["cv"]["candidates"]) == {"logreg", "hgb"}
-    assert metrics["estimator"] in {"logreg", "hgb"}
+    assert set(metrics["cv"]["candidates"]) == {"logreg", "hgb", "coherence"}
+    assert metrics["estimator"] in {"logreg", "hgb", "coherence"}
     for name in ("pr_curve.png", "roc_curve.png", "score_histogram.png"):
         assert (folder / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
