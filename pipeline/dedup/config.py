@@ -26,7 +26,7 @@ class DedupConfig(StageConfig):
     max_local_diff: float = Field(default=3.5, gt=0)  # worst tile of the misalignment-tolerant difference
     max_changed_share: float = Field(default=0.002, ge=0, le=1)  # share of pixels off by > 64 levels
     min_structure: float = Field(default=0.88, ge=-1, le=1)  # SSIM of the aligned gray images
-    max_sharpness_ratio: float = Field(default=1.35, ge=1)  # blur / sharpen (JPEG q35 reaches 1.17)
+    max_sharpness_ratio: float = Field(default=1.35, ge=1)  # blur / sharpen (JPEG q35 copies reach 1.29)
     max_texture_change: float = Field(default=0.45, ge=0)  # worst tile's texture change (log ratio)
     max_frame_contrast: float = Field(default=60.0, ge=0)  # a flat strip cut off by alignment: a frame
     nprobe: int = Field(default=8, ge=1)  # vector index cells each image probes (see vectorindex.py)

@@ -32,7 +32,7 @@ local-editing tasks), copies are duplicates. So every candidate is confirmed her
 The limits (``Limits``; ``DedupConfig`` holds the configured values) were calibrated on the labelled
 copy/edit set of ``pipeline.sample_corpus.editset`` (10 photos, 12 copy and 21 edit recipes) and the
 sample corpus's planted copies (which include JPEG q35): each limit sits beyond the worst copy with a
-margin (worst copy: difference 3.1, local 2.7, changed share 0.0001, SSIM 0.93, sharpness 1.17 (q35;
+margin (worst copy: difference 3.1, local 2.7, changed share 0.0001, SSIM 0.93, sharpness 1.29 (q35;
 1.04 at q50), texture 0.36, frame 26). Distributions per recipe: README.md (dedup section)
 and BENCHMARKS.md (``benchmarks/dedup_edits.py``).
 """
@@ -151,12 +151,19 @@ def _align_axis(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float, floa
     return (lo1, hi1, 0.0, 0.0) if cropped is a else (0.0, 0.0, lo1, hi1)
 
 
-def _crop(thumb: np.ndarray, box: tuple[float, float, float, float], size: int) -> np.ndarray:
+def _crop(thumb: np.ndarray, box: tuple[float, float, float, float], size: int) -> Image.Image:
     """The (left, top, right, bottom) fractions cut off ``thumb``, resampled to ``size`` square."""
     side = thumb.shape[0]
     left, top, right, bottom = box
     pixels = (left * side, top * side, (1 - right) * side, (1 - bottom) * side)
-    img = Image.fromarray(thumb).resize((size, size), Image.Resampling.BICUBIC, box=pixels)
+    return Image.fromarray(thumb).resize((size, size), Image.Resampling.BICUBIC, box=pixels)
+
+
+def _at(img: Image.Image, size: int) -> np.ndarray:
+    """An aligned crop at another working size (averaged down, or interpolated up for small images)."""
+    if img.width != size:
+        method = Image.Resampling.BOX if size < img.width else Image.Resampling.BILINEAR
+        img = img.resize((size, size), method)
     return np.asarray(img, dtype=np.float32)
 
 
@@ -217,17 +224,20 @@ def compare(a: PixelSignature, b: PixelSignature) -> PixelMatch:
     a_left, a_right, b_left, b_right = _align_axis(a.cols, b.cols)
     a_top, a_bottom, b_top, b_bottom = _align_axis(a.rows, b.rows)
     box_a, box_b = (a_left, a_top, a_right, a_bottom), (b_left, b_top, b_right, b_bottom)
+    # each image is resampled once (the costly step), at the size of the structure measures; the colour
+    # measures average that crop down
+    size = max(COARSE // 2, int(STRUCTURE_SCALE * min(len(a.cols), len(b.cols))))
+    crop_a, crop_b = _crop(a.thumb, box_a, size), _crop(b.thumb, box_b, size)
 
-    difference = float(np.abs(_crop(a.thumb, box_a, COARSE) - _crop(b.thumb, box_b, COARSE)).mean())
+    difference = float(np.abs(_at(crop_a, COARSE) - _at(crop_b, COARSE)).mean())
 
     # at 128 px a bolder stroke is two pixels wider, and a tile (16 px) still small beside a retouch
-    fine_a, fine_b = _crop(a.thumb, box_a, FINE), _crop(b.thumb, box_b, FINE)
+    fine_a, fine_b = _at(crop_a, FINE), _at(crop_b, FINE)
     excess_ab, excess_ba = _excess(fine_a, fine_b), _excess(fine_b, fine_a)
     changed = max(float((e.max(axis=2) > CHANGED).mean()) for e in (excess_ab, excess_ba))
     local = max(float(_tile_means(e.mean(axis=2)).max()) for e in (excess_ab, excess_ba))
 
-    size = max(COARSE // 2, int(STRUCTURE_SCALE * min(len(a.cols), len(b.cols))))
-    gray_a, gray_b = _crop(a.thumb, box_a, size) @ GRAY, _crop(b.thumb, box_b, size) @ GRAY
+    gray_a, gray_b = _at(crop_a, size) @ GRAY, _at(crop_b, size) @ GRAY
     structure = float(structural_similarity(gray_a, gray_b, data_range=255.0))
     ga, gb = float(_gradients(gray_a).mean()), float(_gradients(gray_b).mean())
     ratio = max(ga, gb) / max(min(ga, gb), 1e-3)

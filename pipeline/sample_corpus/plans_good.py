@@ -33,6 +33,7 @@ SERIES_SOURCES = {
 }
 MANUAL_ORIGINAL = "chelsea"  # the "before" picture of every page of the filter manual
 MANUAL_PAGES = 10
+MANUAL_REPEATS = 4  # pages that show the original again, as a near copy, after the filtered picture
 ZOOM_SOURCES = ("hubble_deep_field", "retina", "china", "flower", "immunohistochemistry")
 
 
@@ -122,15 +123,18 @@ def before_after(corpus: Corpus, assets: Assets) -> None:
 
     The filters come from the labelled copy/edit set (oil paint, noise, warps, frames, rounded corners,
     colour shifts, local retouches): subtle enough that a pHash or an embedding calls them copies of
-    the original, which every page shares, so only the pixel check keeps the pairs."""
+    the original, which every page shares, so only the pixel check keeps the pairs. The first pages
+    show the original a second time, re-encoded, after the filtered one: a true copy inside the group
+    (dedup removes it, and must not remove the filtered picture with it)."""
     rng = corpus.rng("before-after")
     original = assets.photo(MANUAL_ORIGINAL)
     corpus.shared_originals.append(original.path)
-    for recipe in rng.sample(list(editset.EDITS), MANUAL_PAGES):
+    for k, recipe in enumerate(rng.sample(list(editset.EDITS), MANUAL_PAGES)):
         after = assets.filtered(MANUAL_ORIGINAL, recipe)
         corpus.edit_pair(original, after, recipe)
+        refs = [original, after] + ([assets.near_copy(original, rng)] if k < MANUAL_REPEATS else [])
         slug = f"manual-{MANUAL_ORIGINAL}-{recipe}"
-        page_with_run(corpus, assets, slug, f"the {recipe} filter", [original, after], "good", "edit", 0.0)
+        page_with_run(corpus, assets, slug, f"the {recipe} filter", refs, "good", "edit", 0.0)
 
 
 # ---------------------------------------------------------------------------------------------------
