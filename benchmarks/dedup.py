@@ -5,8 +5,8 @@ the vectors have the cluster structure real embeddings have). Planted: near-dupl
 bits flipped, vector cosine ~0.95 to the original) for 5% of images, and duplicate groups (a group of
 4 images re-posted as the copies of its images) for 1% of groups. The timed work is what ``gdt dedup``
 does across the collection minus the pixel check (there are no pixels): every hash table of the multi-
-index hash, the vector index's range search, the clusters (connected components) and the duplicate-group
-join. Each size runs in its own process, so peak memory (max RSS) is that size's alone.
+index hash, the vector index's range search, the clusters (dense components, as the stage) and the
+duplicate-group join. Each size runs in its own process, so peak memory (max RSS) is that size's alone.
 
 Writes the ``dedup`` section of BENCHMARKS.md (``benchmarks/results/dedup.md``): time, peak memory,
 recall of planted image pairs (all indexes, and the vector index alone) and duplicate groups, and the
@@ -89,7 +89,7 @@ def synthesize(n: int, seed: int = 0) -> dict:
 
 def run_one(n: int) -> dict:
     from pipeline.dedup.candidates import hash_index
-    from pipeline.dedup.clusters import components
+    from pipeline.dedup.clusters import dense_components
     from pipeline.dedup.config import DedupConfig
     from pipeline.dedup.groups import GroupKey, duplicate_groups, jaccard_pairs
     from pipeline.dedup.vectorindex import VectorIndex
@@ -109,7 +109,7 @@ def run_one(n: int) -> dict:
     t_vector = time.perf_counter() - started - t_hash
     i = np.concatenate([*found_i, vi])
     j = np.concatenate([*found_j, vj])
-    labels = components(n, i, j)
+    labels = dense_components(n, i, j)
     keys = [
         GroupKey(f"g{k}", frozenset(int(labels[x]) for x in g), 0.5, (k, 0), len(g))  # type: ignore[arg-type]
         for k, g in enumerate(data["groups"])
@@ -184,7 +184,7 @@ Synthetic collections: 64-bit hashes and 256-d float16 vectors; 5% of images are
 every table of the multi-index hash (pHash radius {first["radius"]}, {first["tables"]} tables), the vector
 index (cells of ~{first["cell_size"]} vectors placed in a {first["assign_dims"]}-d PCA projection, nprobe
 {first["nprobe"]}, cosine >= {MIN_COSINE} on the full float16 vectors, joined cell by cell; {first["threads"]}
-threads), connected components and the duplicate-group join;
+threads), the clusters (dense components: no chains) and the duplicate-group join;
 no pixel check. Each size runs {args.repeat} times in fresh processes and the fastest run is shown (peak
 RSS is that size's alone). *Vector recall*: the planted pairs the vector index finds on its own (the hash
 index finds all of them).

@@ -1,7 +1,17 @@
-"""Near-duplicate clusters: the connected components (union-find) of confirmed pairs.
+"""Near-duplicate clusters of confirmed pairs: connected components, thinned so that chains do not join.
 
 Inputs: item ids and pairs between them. Outputs: one cluster id per item: the smallest id of its
-component, so cluster ids are stable whatever order the pairs arrive in.
+cluster, so cluster ids are stable whatever order the pairs arrive in.
+
+Why not plain components (union-find): one wrong or borderline pair joins everything on both sides. A
+re-encoded copy of a photo can pass the pixel check against a lightly filtered version of it while the
+original does not, and a component then holds the original, its copies and that edit. ``dense_components``
+therefore peels, repeatedly, every member that matches fewer than half of the other members of its
+component; a peeled member rejoins the remaining cluster whose members it matches at least half of
+(so the copies of a hub that do not match each other, such as crops in opposite directions, still
+cluster with it), else it clusters only with the other peeled members it has pairs with. Copies of one
+picture match each other: they stay together. Two large clusters joined by a single pair are not split
+(each member matches half of the whole): no worse than union-find there.
 
 Memory: one int per item plus the pairs (scipy's sparse connected components, in C).
 """
@@ -33,11 +43,52 @@ def components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     return labels
 
 
-def cluster_ids(ids: Sequence[str], a: Sequence[str], b: Sequence[str]) -> dict[str, str]:
-    """``{id: cluster id}`` for every id that has at least one pair; ids without pairs are their own."""
+def dense_components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Cluster label of each of ``n`` nodes: components whose members each match at least half of the
+    others (see the module docstring)."""
+    labels = components(n, i, j)
+    peeled = np.zeros(n, dtype=bool)
+    while True:
+        inside = labels[i] == labels[j]
+        degree = np.bincount(i[inside], minlength=n) + np.bincount(j[inside], minlength=n)
+        size = np.bincount(labels, minlength=n)[labels]
+        weak = 2 * degree < size - 1
+        if not weak.any():
+            break
+        peeled |= weak
+        keep = inside & ~weak[i] & ~weak[j]
+        labels = components(n, i[keep], j[keep])
+    if not peeled.any():
+        return labels
+    core_size = np.bincount(labels[~peeled], minlength=n)
+    src, dst = np.concatenate([i, j]), np.concatenate([j, i])
+    to_core = peeled[src] & ~peeled[dst]
+    links, counts = np.unique(np.stack([src[to_core], labels[dst[to_core]]]), axis=1, return_counts=True)
+    share = counts / core_size[links[1]]
+    best: dict[int, tuple[float, int]] = {}
+    for node, label, fraction in zip(links[0].tolist(), links[1].tolist(), share.tolist(), strict=True):
+        if fraction >= 0.5 and (node not in best or (-fraction, label) < (-best[node][0], best[node][1])):
+            best[node] = (fraction, label)
+    for node, (_, label) in best.items():
+        labels[node] = label
+    # the peeled members that joined no cluster: clusters of their own pairs (a pair stays a pair)
+    apart = peeled.copy()
+    apart[list(best)] = False
+    among = apart[i] & apart[j]
+    own = components(n, i[among], j[among])
+    labels[apart] = n + own[apart]
+    return labels
+
+
+def cluster_ids(
+    ids: Sequence[str], a: Sequence[str], b: Sequence[str], dense: bool = False
+) -> dict[str, str]:
+    """``{id: cluster id}`` for every id that has at least one pair; ids without pairs are their own.
+
+    ``dense``: clusters of ``dense_components`` (no chains); else the plain connected components."""
     nodes = sorted(set(a) | set(b))
     position = {x: k for k, x in enumerate(nodes)}
-    labels = components(
+    labels = (dense_components if dense else components)(
         len(nodes),
         np.fromiter((position[x] for x in a), dtype=np.int64, count=len(a)),
         np.fromiter((position[x] for x in b), dtype=np.int64, count=len(b)),

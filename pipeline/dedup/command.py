@@ -40,4 +40,14 @@ def main(args: argparse.Namespace) -> int:
                 f"against the truth: {label} precision {s['precision']:.3f} recall {s['recall']:.3f} "
                 f"({s['predicted_pairs']} pairs found, {s['truth_pairs']} planted)"
             )
+        images = scores["images"]
+        within, across = images["recall_within_groups"], images["recall_across_groups"]
+        print(
+            f"against the truth: copy recall within groups {within['recall']:.3f} ({within['truth_pairs']} "
+            f"pairs), across groups {across['recall']:.3f} ({across['truth_pairs']} pairs)"
+        )
+        edits = scores["edits"]
+        kept, total = sum(e["kept"] for e in edits.values()), sum(e["pairs"] for e in edits.values())
+        per_kind = ", ".join(f"{kind} {e['kept']}/{e['pairs']}" for kind, e in edits.items())
+        print(f"against the truth: edit pairs kept apart {kept}/{total}: {per_kind}")
     return 0

@@ -8,6 +8,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from manifests.config import StageConfig
+from pipeline.dedup.verify import Limits
 
 
 class DedupConfig(StageConfig):
@@ -20,9 +21,14 @@ class DedupConfig(StageConfig):
     combine: Literal["or", "and"] = "or"  # "and": a candidate needs both signals (needs embeddings)
     max_phash: int = Field(default=20, ge=0, le=64)  # never a copy beyond this (mirror, rotation: 22+)
     verify_pixels: bool = True  # confirm candidates on the aligned decoded images (see verify.py)
+    # the pixel check's limits (verify.py says what each measures; calibrated on the copy/edit set)
     max_pixel_diff: float = Field(default=8.0, gt=0)  # mean absolute RGB difference, 0-255
-    max_changed_share: float = Field(default=0.005, ge=0, le=1)  # share of pixels off by > 64 levels
-    max_sharpness_ratio: float = Field(default=1.12, ge=1)  # catches blur / sharpen / pixelate edits
+    max_local_diff: float = Field(default=3.5, gt=0)  # worst tile of the misalignment-tolerant difference
+    max_changed_share: float = Field(default=0.002, ge=0, le=1)  # share of pixels off by > 64 levels
+    min_structure: float = Field(default=0.88, ge=-1, le=1)  # SSIM of the aligned gray images
+    max_sharpness_ratio: float = Field(default=1.35, ge=1)  # blur / sharpen (JPEG q35 copies reach 1.29)
+    max_texture_change: float = Field(default=0.45, ge=0)  # worst tile's texture change (log ratio)
+    max_frame_contrast: float = Field(default=60.0, ge=0)  # a flat strip cut off by alignment: a frame
     nprobe: int = Field(default=8, ge=1)  # vector index cells each image probes (see vectorindex.py)
     vector_exact_below: int = Field(default=20_000, ge=0)  # up to this many embedded images: exact search
 
@@ -47,6 +53,17 @@ class DedupConfig(StageConfig):
     images_per_part: int = Field(default=250_000, ge=1)  # vector queries per part
     groups_per_part: int = Field(default=20_000, ge=1)  # groups per within-group part
     key_splits: int = Field(default=1, ge=1)  # key ranges per hash table (more, smaller parts)
+
+    def pixel_limits(self) -> Limits:
+        return Limits(
+            max_difference=self.max_pixel_diff,
+            max_local_difference=self.max_local_diff,
+            max_changed_share=self.max_changed_share,
+            min_structure=self.min_structure,
+            max_sharpness_ratio=self.max_sharpness_ratio,
+            max_texture_change=self.max_texture_change,
+            max_frame_contrast=self.max_frame_contrast,
+        )
 
     @model_validator(mode="after")
     def _check(self) -> DedupConfig:

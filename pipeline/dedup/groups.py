@@ -3,10 +3,13 @@
 Inputs: candidate groups (rows of the GROUPS table), confirmed near-duplicate pairs, each image's
 cluster id, the boilerplate images, scores. Outputs: the cleaned groups and ``drops`` rows.
 
-- Within a group: boilerplate images go; images joined by confirmed pairs form components (union-find)
-  and the first image of each in document order stays, the others are dropped as
-  ``duplicate_within_group`` (kind ``reference``, id ``{doc_id}/{position}``, ``duplicate_of=<kept
-  image_id>``). A group left with fewer than ``min_group_size`` images is dropped (``group_too_small``).
+- Within a group: boilerplate images go; in document order, an image that is a confirmed near
+  duplicate (or the same file) of an image already kept is dropped as ``duplicate_within_group`` (kind
+  ``reference``, id ``{doc_id}/{position}``, ``duplicate_of=<kept image_id>``), any other stays. The
+  decision is made against the images that stay, not through chains: with A~B and B~C, B goes and C
+  stays unless C is itself a near duplicate of A (a re-encode of an original can be close to both the
+  original and an edit of it; the edit is not a copy of the original for that). A group left with
+  fewer than ``min_group_size`` images is dropped (``group_too_small``).
   The group keeps its id (scores and labels refer to it).
 - Across groups: each group is the set of its images' cluster ids. Two groups are duplicates when the
   sets overlap with Jaccard >= ``group_jaccard`` *and* share at least ``min_shared_clusters`` clusters,
@@ -46,26 +49,20 @@ def dedup_within(
     """
     drops = []
     keep = [k for k, image_id in enumerate(group["image_ids"]) if image_id not in boilerplate]
-    ids = [group["image_ids"][k] for k in keep]
-    n = len(ids)
-    i, j = [], []
-    for x in range(n):
-        for y in range(x + 1, n):
-            if ids[x] == ids[y] or frozenset((ids[x], ids[y])) in linked:
-                i.append(x)
-                j.append(y)
-    labels = components(n, np.array(i, dtype=np.int64), np.array(j, dtype=np.int64)).tolist()
-    first: dict[int, int] = {}
-    kept = []
-    for x, label in enumerate(labels):
-        if label not in first:
-            first[label] = x
-            kept.append(keep[x])
+    ids = group["image_ids"]
+    kept: list[int] = []  # indexes into the group's columns
+    for k in keep:
+        # decided against the images that stay, in document order, never through a removed one: with
+        # A~B and B~C, B goes as a copy of A and C stays unless C itself is a copy of A
+        stays = (ids[s] for s in kept if ids[s] == ids[k] or frozenset((ids[s], ids[k])) in linked)
+        original = next(stays, None)
+        if original is None:
+            kept.append(k)
             continue
-        position = group["positions"][keep[x]]
-        ref = f"{group['doc_id']}/{position}"
-        detail = f"duplicate_of={ids[first[label]]}"
-        drops.append(drop_row(ref, DropKind.REFERENCE, DropReason.DUPLICATE_WITHIN_GROUP, detail))
+        ref = f"{group['doc_id']}/{group['positions'][k]}"
+        drops.append(
+            drop_row(ref, DropKind.REFERENCE, DropReason.DUPLICATE_WITHIN_GROUP, f"duplicate_of={original}")
+        )
     if len(kept) < min_group_size:
         detail = f"{len(kept)} of {len(group['image_ids'])} images left after dedup"
         drops.append(drop_row(group["group_id"], DropKind.GROUP, DropReason.GROUP_TOO_SMALL, detail))

@@ -76,13 +76,14 @@ def confirm(
         if signatures is None:
             raise ValueError("verify_pixels is on but no pixel signatures were given")
         ok = np.zeros(len(kept), dtype=bool)
+        limits = cfg.pixel_limits()
         for k, (a, b) in enumerate(zip(kept.a, kept.b, strict=True)):
             sig_a, sig_b = signatures.get(a), signatures.get(b)
             if sig_a is None or sig_b is None:
                 continue  # an image that no longer decodes is never called a copy
             match = compare(sig_a, sig_b)
             diffs[k] = match.difference
-            ok[k] = match.is_copy(cfg.max_pixel_diff, cfg.max_changed_share, cfg.max_sharpness_ratio)
+            ok[k] = match.is_copy(limits)
         kept, diffs = kept.take(ok), diffs[ok]
     a, b = zip(*(sorted(p) for p in zip(kept.a, kept.b, strict=True)), strict=True) if len(kept) else ((), ())
     return pa.table(

@@ -12,11 +12,13 @@ pixels and writes ``edges``. ``prepare`` (the driver, before the parts) assigns 
 its vector index cells once (``_vector_cells.npy``), so that vector parts only query. Memory per part:
 ids and hashes of all images (~90 bytes per image), one table's keys, the vector index when it is a
 vector part (the float16 vectors, 2 x dim bytes, plus ~8 x (nprobe + 1) bytes of cell lists per embedded
-image), and pixel signatures (48 KiB) of its candidate images only. ``prepare`` holds the vectors once.
+image), and pixel signatures (at most 192 KiB) of its candidate images only. ``prepare`` holds the
+vectors once.
 
-``finalize`` (the driver): connected components of the edges -> clusters; boilerplate; within-group
-dedup; duplicate groups. Memory: the cluster id of every image in an edge, one entry per document's
-image list while counting boilerplate, and the candidate groups' ids and cluster sets.
+``finalize`` (the driver): dense components of the edges (no chains, see clusters.py) -> clusters;
+boilerplate; within-group dedup; duplicate groups. Memory: the cluster id of every image in an edge,
+one entry per document's image list while counting boilerplate, and the candidate groups' ids and
+cluster sets.
 """
 
 from __future__ import annotations
@@ -214,7 +216,7 @@ def finalize_dedup(cfg: DedupConfig, run: Path) -> dict[str, Any]:
     edges = read_table(run, "dedup", "edges", columns=["a", "b"])
     edges = edges.group_by(["a", "b"]).aggregate([])  # a pair found by two sources counts once
     a, b = edges.column("a").to_pylist(), edges.column("b").to_pylist()
-    cluster_of = cluster_ids([], a, b)
+    cluster_of = cluster_ids([], a, b, dense=True)
 
     doc_ids, doc_images = inputs.documents(run)
     frequent = frequent_clusters(doc_images, cluster_of, cfg)

@@ -12,7 +12,7 @@ import random
 import imagehash
 from PIL import Image
 
-from pipeline.sample_corpus import images
+from pipeline.sample_corpus import editset, images
 from pipeline.sample_corpus.model import Broken, Corpus, Ref
 
 PHOTO_SHORT = 256
@@ -73,6 +73,14 @@ class Assets:
     def edited(self, photo: str, edit: str) -> Ref:
         img = images.edit(self.photo_image(photo), edit)
         return self.jpeg(f"edit-{photo}-{edit}", img, f"{photo.replace('_', ' ')} {images.EDITS[edit][0]}")
+
+    def filtered(self, photo: str, recipe: str) -> Ref:
+        """The photo after one filter of the labelled copy/edit set (a manual's "after" picture)."""
+        rng = editset.rng_for(self.corpus.seed, photo, recipe)
+        img = editset.EDITS[recipe](self.photo_image(photo), rng)
+        return self.jpeg(
+            f"filter-{photo}-{recipe}", img, f"{photo.replace('_', ' ')} after the {recipe} filter"
+        )
 
     def crop(self, photo: str, box: tuple[float, float, float, float], short: int, tag: str) -> Ref:
         img = images.crop_box(images.photo(photo), box, short)

@@ -24,6 +24,7 @@ def plan(seed: int) -> Corpus:
 
     good = plans_good.fonts(corpus, assets)
     good += plans_good.edits(corpus, assets)
+    plans_good.before_after(corpus, assets)  # not re-posted: its pages are pairs of one shared original
     good += plans_good.multiview(corpus, assets)
     # the large zoom boxes first, while the source pictures still have room for them
     good += plans_good.zooms(corpus, assets, samplers)

@@ -157,6 +157,7 @@ class Corpus:
     duplicate_groups: list[tuple[tuple[str, list[int]], tuple[str, list[int]]]] = field(default_factory=list)
     broken: list[tuple[str, int, str]] = field(default_factory=list)
     shared_originals: list[str] = field(default_factory=list)
+    edit_pairs: list[tuple[str, str, str]] = field(default_factory=list)  # (original, edited, edit kind)
     logo_ref: Ref | None = None
 
     def rng(self, key: str) -> random.Random:
@@ -178,6 +179,10 @@ class Corpus:
 
     def near_duplicate(self, original: Ref, copy: Ref) -> None:
         self.near_duplicates.append((original.path, copy.path))
+
+    def edit_pair(self, original: Ref, edited: Ref, kind: str) -> None:
+        """A before/after pair: two pictures dedup must keep apart."""
+        self.edit_pairs.append((original.path, edited.path, kind))
 
     def duplicate_group(
         self, a: DocBuilder, a_positions: list[int], b: DocBuilder, b_positions: list[int]

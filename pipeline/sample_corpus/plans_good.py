@@ -10,7 +10,7 @@ import random
 
 import numpy as np
 
-from pipeline.sample_corpus import glyphs, images
+from pipeline.sample_corpus import editset, glyphs, images
 from pipeline.sample_corpus.assets import Assets
 from pipeline.sample_corpus.model import Corpus, DocBuilder, Ref
 from pipeline.sample_corpus.pages import close_page, open_page, page_with_run
@@ -31,6 +31,9 @@ SERIES_SOURCES = {
     "rocket": 3,
     "immunohistochemistry": 4,
 }
+MANUAL_ORIGINAL = "chelsea"  # the "before" picture of every page of the filter manual
+MANUAL_PAGES = 10
+MANUAL_REPEATS = 4  # pages that show the original again, as a near copy, after the filtered picture
 ZOOM_SOURCES = ("hubble_deep_field", "retina", "china", "flower", "immunohistochemistry")
 
 
@@ -90,6 +93,8 @@ def edits(corpus: Corpus, assets: Assets) -> list[DocBuilder]:
         rng = corpus.rng(f"edit:{photo}")
         chosen = rng.sample(_edit_names(photo), rng.randint(1, 3))
         refs = [assets.photo(photo)] + [assets.edited(photo, e) for e in chosen]
+        for edited, name in zip(refs[1:], chosen, strict=True):
+            corpus.edit_pair(refs[0], edited, name)
         b, _ = page_with_run(
             corpus, assets, f"edit-{photo.replace('_', '-')}", f"editing {photo}", refs, "good", "edit"
         )
@@ -104,11 +109,32 @@ def edits(corpus: Corpus, assets: Assets) -> list[DocBuilder]:
     for k in range(8):
         names = [structural[k]] + ([tonal[k // 2]] if k % 2 else [])
         refs = [original] + [assets.edited(SHARED_ORIGINAL, e) for e in names]
+        for edited, name in zip(refs[1:], names, strict=True):
+            corpus.edit_pair(original, edited, name)
         b, _ = page_with_run(
             corpus, assets, f"edit-astronaut-{k}", f"one photo, {names[0]}", refs, "good", "edit"
         )
         out.append(b)
     return out
+
+
+def before_after(corpus: Corpus, assets: Assets) -> None:
+    """A filter manual: one photo, then each page shows it before and after one filter (pairs, n=2).
+
+    The filters come from the labelled copy/edit set (oil paint, noise, warps, frames, rounded corners,
+    colour shifts, local retouches): subtle enough that a pHash or an embedding calls them copies of
+    the original, which every page shares, so only the pixel check keeps the pairs. The first pages
+    show the original a second time, re-encoded, after the filtered one: a true copy inside the group
+    (dedup removes it, and must not remove the filtered picture with it)."""
+    rng = corpus.rng("before-after")
+    original = assets.photo(MANUAL_ORIGINAL)
+    corpus.shared_originals.append(original.path)
+    for k, recipe in enumerate(rng.sample(list(editset.EDITS), MANUAL_PAGES)):
+        after = assets.filtered(MANUAL_ORIGINAL, recipe)
+        corpus.edit_pair(original, after, recipe)
+        refs = [original, after] + ([assets.near_copy(original, rng)] if k < MANUAL_REPEATS else [])
+        slug = f"manual-{MANUAL_ORIGINAL}-{recipe}"
+        page_with_run(corpus, assets, slug, f"the {recipe} filter", refs, "good", "edit", 0.0)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ Inputs: a planned `Corpus`. Output: the JSON-ready dict written to OUT/truth.jso
   duplicate_groups [[{doc_url, positions}, {doc_url, positions}]]
   broken_references [{doc_url, position, kind}]
   boilerplate_images, shared_originals                  paths relative to OUT
+  edit_pairs [{original, edited, kind}]                 before/after pictures of one group (an edit)
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def truth(corpus: Corpus) -> dict[str, Any]:
         ],
         "boilerplate_images": [corpus.logo_ref.path],
         "shared_originals": list(corpus.shared_originals),
+        "edit_pairs": [{"original": a, "edited": b, "kind": kind} for a, b, kind in corpus.edit_pairs],
     }
 
 

@@ -32,12 +32,33 @@ def test_first_in_document_order_stays_and_each_removal_is_a_drop() -> None:
     }
 
 
-def test_chains_join_and_exact_repeats_count_as_duplicates() -> None:
+def test_chains_do_not_join_and_exact_repeats_count_as_duplicates() -> None:
+    """A~B and B~C (a re-encode close to both an original and an edit of it): B goes as a copy of A,
+    C is compared with the images that stay, not with B, and stays."""
     kept, drops = dedup_within(
         _group("g", ["a", "x", "b", "c", "x"]), {frozenset(("a", "b")), frozenset(("b", "c"))}, set(), 2
     )
-    assert kept is not None and kept["image_ids"] == ["a", "x"]
-    assert sorted(d["detail"] for d in drops) == ["duplicate_of=a", "duplicate_of=a", "duplicate_of=x"]
+    assert kept is not None and kept["image_ids"] == ["a", "x", "c"]
+    assert sorted((d["id"], d["detail"]) for d in drops) == [
+        ("doc/12", "duplicate_of=a"),
+        ("doc/14", "duplicate_of=x"),
+    ]
+
+
+def test_a_copy_of_a_kept_image_goes_even_after_a_removed_one() -> None:
+    linked = {frozenset(("a", "b")), frozenset(("b", "c")), frozenset(("a", "c"))}
+    kept, drops = dedup_within(_group("g", ["a", "b", "c", "d"]), linked, set(), 2)
+    assert kept is not None and kept["image_ids"] == ["a", "d"]
+    assert sorted(d["detail"] for d in drops) == ["duplicate_of=a", "duplicate_of=a"]
+
+
+def test_edit_pairs_of_one_original_survive_its_copy() -> None:
+    """Before/after page: original, a re-encoded copy of it, two edits; the copy matches an edit too."""
+    ids = ["original", "copy", "edit1", "edit2"]
+    linked = {frozenset(("original", "copy")), frozenset(("copy", "edit1"))}
+    kept, drops = dedup_within(_group("g", ids), linked, set(), 2)
+    assert kept is not None and kept["image_ids"] == ["original", "edit1", "edit2"]
+    assert [d["detail"] for d in drops] == ["duplicate_of=original"]
 
 
 def test_group_left_too_small_is_dropped_and_boilerplate_leaves_quietly() -> None:

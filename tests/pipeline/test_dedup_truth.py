@@ -1,5 +1,8 @@
 """Dedup on the sample corpus against its planted truth (near-duplicate images, duplicate groups)."""
 
+import json
+from pathlib import Path
+
 import pytest
 
 from manifests.config import RuntimeConfig
@@ -13,10 +16,18 @@ from pipeline.runner import run_stage
 
 
 @pytest.fixture(scope="module")
-def scored(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    root = tmp_path_factory.mktemp("dedup-truth")
-    corpus = sample_corpus.build(root / "corpus")
-    run = root / "run"
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return sample_corpus.build(tmp_path_factory.mktemp("dedup-truth") / "corpus")
+
+
+@pytest.fixture(scope="module")
+def truth(corpus: Path) -> dict:
+    return json.loads((corpus / "truth.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def scored(corpus: Path) -> dict:
+    run = corpus.parent / "run"
     local = RuntimeConfig(executor="local")
     run_stage(ExtractStage(), ExtractConfig(input=str(corpus / "documents.parquet")), run, local, quiet=True)
     run_stage(DedupStage(), DedupConfig(), run, local, quiet=True)
@@ -37,3 +48,20 @@ def test_near_duplicate_images_match_the_truth(scored: dict) -> None:
     assert images["unmapped"] == 0
     assert images["recall"] >= 0.9, images["missed"]
     assert images["precision"] >= 0.95, images["false_positives"]
+    assert (
+        images["recall_within_groups"]["truth_pairs"] > 0
+        and images["recall_across_groups"]["truth_pairs"] > 0
+    )
+    assert images["recall_within_groups"]["recall"] >= 0.95
+    assert images["recall_across_groups"]["recall"] >= 0.95
+
+
+@pytest.mark.slow
+def test_edit_pairs_are_kept_apart(scored: dict, truth: dict) -> None:
+    """The before/after pairs (filter manual, photo edits, the shared originals) stay two pictures."""
+    edits = scored["edits"]
+    assert set(edits) == {p["kind"] for p in truth["edit_pairs"]}  # every kind is reported
+    assert sum(e["pairs"] for e in edits.values()) == len(truth["edit_pairs"])
+    kept = sum(e["kept"] for e in edits.values())
+    lost = {kind: e["lost"] for kind, e in edits.items() if e["lost"]}
+    assert kept >= 0.98 * len(truth["edit_pairs"]), lost

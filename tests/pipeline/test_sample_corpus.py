@@ -359,18 +359,36 @@ def test_duplicate_groups_boilerplate_and_shared_original(truth_json: dict) -> N
     in_groups = [docs[g["doc_url"]]["image_refs"][p] for g in truth_json["groups"] for p in g["positions"]]
     assert logo not in in_groups
 
-    (shared,) = truth_json["shared_originals"]
-    edit_groups = [
-        frozenset(docs[g["doc_url"]]["image_refs"][p] for p in g["positions"])
+    assert truth_json["shared_originals"]
+    for shared in truth_json["shared_originals"]:
+        edit_groups = [
+            frozenset(docs[g["doc_url"]]["image_refs"][p] for p in g["positions"])
+            for g in truth_json["groups"]
+            if g["category"] == "edit"
+            and shared in [docs[g["doc_url"]]["image_refs"][p] for p in g["positions"]]
+        ]
+        assert len(set(edit_groups)) >= 8, shared  # eight different edit pairs (a re-post may repeat one)
+
+
+def test_edit_pairs_are_before_and_after_pictures_of_one_group(truth_json: dict) -> None:
+    docs = {d["url"]: d for d in truth_json["documents"]}
+    groups = [
+        {docs[g["doc_url"]]["image_refs"][p] for p in g["positions"]}
         for g in truth_json["groups"]
-        if g["category"] == "edit" and shared in [docs[g["doc_url"]]["image_refs"][p] for p in g["positions"]]
+        if g["category"] == "edit"
     ]
-    assert len(set(edit_groups)) >= 8  # eight different edit pairs (a re-post may repeat one)
+    pairs = truth_json["edit_pairs"]
+    assert len({p["kind"] for p in pairs}) >= 15  # the photo edits and the filter manual's filters
+    for pair in pairs:
+        assert pair["original"] != pair["edited"]
+        assert any({pair["original"], pair["edited"]} <= g for g in groups), pair
+    near = {frozenset(p) for p in truth_json["near_duplicate_images"]}
+    assert not any(frozenset((p["original"], p["edited"])) in near for p in pairs)
 
 
 def test_corpus_size_and_mix(corpus: Path, truth_json: dict) -> None:
     n_docs, n_files = len(truth_json["documents"]), len(list((corpus / "images").iterdir()))
-    assert 150 <= n_docs <= 220 and 600 <= n_files <= 900
+    assert 150 <= n_docs <= 240 and 600 <= n_files <= 900
     assert sum(p.stat().st_size for p in corpus.rglob("*") if p.is_file()) < 30 * 1024**2
     categories = Counter((g["label"], g["category"]) for g in truth_json["groups"])
     for key in [("good", "font"), ("good", "edit"), ("good", "multiview"), ("good", "series"),
