@@ -88,5 +88,7 @@ def evaluate(args: argparse.Namespace) -> int:
     console.print(table)
     console.print(f"page: {result.html_path}\ntable: {result.json_path}")
     if result.promoted_kind:
-        console.print(f"promoted {args.promote} for kind {result.promoted_kind!r} in {cfg.registry_path()}")
+        console.print(
+            f"promoted {args.promote} for kind {result.promoted_kind!r} in {cfg.registry_path(args.run)}"
+        )
     return 0

@@ -78,12 +78,16 @@ def run_eval(
     promote: str | None = None,
 ) -> EvalResult:
     run = Path(run)
-    select = cfg.make_selector()
+    select = cfg.make_selector(run)
     unknown = [t for t in [*template_names, *([promote] if promote else [])] if t not in select.templates]
     if unknown:
         raise ValueError(f"unknown templates {unknown}; have {sorted(select.templates)}")
     if promote and promote not in template_names:
         raise ValueError(f"--promote {promote}: it must be one of the evaluated --templates")
+    if promote and cfg.backend == "context":
+        raise ValueError(
+            "--promote needs an eval whose backend uses templates; the context backend ignores them"
+        )
     groups = sample_groups(run, groups_stage(run, cfg.groups_from), sample, seed)
     documents = document_texts(run, [g["doc_id"] for g in groups])
     images = image_bytes(run, [i for g in groups for i in g["image_ids"]])
@@ -159,6 +163,14 @@ def run_eval(
 
     promoted_kind = None
     if promote:
-        promoted_kind = select.templates[promote].kind
-        registry.promote(cfg.registry_path(), promoted_kind, promote)
+        template = select.templates[promote]
+        promoted_kind = template.kind
+        score = next(x for x in scores if x.template == template.template_id)
+        record = {
+            "eval": str(json_path),
+            "backend": backend.name,
+            "model": backend.model,
+            "scores": score.as_dict(),
+        }
+        registry.promote(cfg.registry_path(run), promoted_kind, template, record)
     return EvalResult(scores=scores, html_path=html_path, json_path=json_path, promoted_kind=promoted_kind)

@@ -41,6 +41,7 @@ class CaptionOutcome:
     error: str | None = None
     attempts: int = 0
     reply: str | None = None  # the last raw reply, kept for evaluation (count match on invalid replies)
+    truncated: bool = False  # failed because replies hit max_tokens (drop reason caption_truncated)
 
     @property
     def ok(self) -> bool:

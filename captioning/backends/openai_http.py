@@ -39,6 +39,7 @@ class OpenAIBackendConfig(BaseModel):
     backoff_base_s: float = Field(default=0.5, ge=0)
     backoff_max_s: float = Field(default=30.0, ge=0)
     max_images: int | None = Field(default=None, ge=1)  # the servers' --limit-mm-per-prompt, if known
+    length_budget_factor: float = Field(default=2.0, ge=1.0)  # max_tokens of the one retry of a cut reply
 
 
 class _Retryable(Exception):
@@ -49,6 +50,10 @@ class _Retryable(Exception):
 
 class _Final(Exception):
     """A failure that retrying cannot fix (the server refused the request as such)."""
+
+
+class _Truncated(Exception):
+    """The reply stopped at max_tokens: retrying with the same budget would cut it again."""
 
 
 def _retry_after(err: openai.APIStatusError) -> float:
@@ -132,17 +137,27 @@ class OpenAICaptioner:
         except (OSError, ValueError) as err:
             outcome.error = f"image could not be prepared: {err}"
             return outcome
+        max_tokens, raised = template.sampling.max_tokens, False
         for attempt in range(1, self.cfg.max_attempts + 1):
             outcome.attempts = attempt
             try:
                 outcome.captions, outcome.group_caption, outcome.fields = await self._ask(
-                    clients, messages, template, n, outcome
+                    clients, messages, template, n, outcome, max_tokens
                 )
                 outcome.error = None
                 return outcome
             except _Final as err:
                 outcome.error = str(err)
                 return outcome
+            except _Truncated:
+                if raised:
+                    budgets = f"{template.sampling.max_tokens}, then {max_tokens}"
+                    outcome.error = f"reply cut at max_tokens twice (budgets {budgets})"
+                    outcome.truncated = True
+                    return outcome
+                # one retry with a larger budget, at once: the server is fine, the budget was short
+                max_tokens, raised = int(max_tokens * self.cfg.length_budget_factor), True
+                continue
             except _Retryable as err:
                 outcome.error = f"{err} (after {attempt} attempts)"
                 if attempt < self.cfg.max_attempts:
@@ -156,6 +171,7 @@ class OpenAICaptioner:
         template: CaptionTemplate,
         n: int,
         outcome: CaptionOutcome,
+        max_tokens: int,
     ) -> tuple[list[str], str, dict[str, str]]:
         sampling = template.sampling
         body = {
@@ -164,7 +180,7 @@ class OpenAICaptioner:
             "response_format": response_format(template, n),
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
-            "max_tokens": sampling.max_tokens,
+            "max_tokens": max_tokens,
             **sampling.extra_body,
         }
         with self.pool.server() as index:
@@ -193,8 +209,9 @@ class OpenAICaptioner:
             raise _Retryable(f"malformed response from {url}: not a chat completion")
         choice = reply.choices[0]
         outcome.reply = choice.message.content
+        if choice.finish_reason == "length":  # even if it parses, its last caption was cut short
+            raise _Truncated()
         try:
             return parse_reply(choice.message.content, n, template)
         except InvalidReply as err:
-            cut = " (cut at max_tokens)" if choice.finish_reason == "length" else ""
-            raise _Retryable(f"invalid reply: {err}{cut}") from err
+            raise _Retryable(f"invalid reply: {err}") from err

@@ -6,7 +6,12 @@ and answered with the next behaviour scripted for that group (then ``ok`` once t
 ok, 500, 429, timeout (answers after ``slow_s``), malformed (HTTP 200 with a non-JSON body),
 not_json (a completion whose content is not JSON), wrong_count, empty (an empty caption), evil (markup
 in a caption, for escaping tests),
-refuse (400 naming an image limit), die (drops the connection and stops the whole server).
+refuse (400 naming an image limit), die (drops the connection and stops the whole server),
+anonymous (captions that never name the reply's subject), length (a reply cut at max_tokens:
+``finish_reason=length``, content cut in half).
+
+``GET /v1/models`` lists ``models`` (default ``["fake"]``); with ``api_key`` set, a request carrying
+another key gets a 401, as ``vllm serve --api-key`` answers.
 """
 
 from __future__ import annotations
@@ -25,7 +30,17 @@ EVIL = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">'
 
 
 class FakeOpenAI:
-    def __init__(self, script: dict[str, list[str]] | None = None, slow_s: float = 2.0, image_limit: int = 8):
+    def __init__(
+        self,
+        script: dict[str, list[str]] | None = None,
+        slow_s: float = 2.0,
+        image_limit: int = 8,
+        models: tuple[str, ...] = ("fake",),
+        api_key: str | None = None,
+    ):
+        self.models = list(models)
+        self.api_key = api_key
+        self.model_lists = 0  # GET /v1/models requests answered
         self.script = defaultdict(list, {k: list(v) for k, v in (script or {}).items()})
         self.slow_s = slow_s
         self.image_limit = image_limit
@@ -81,7 +96,26 @@ class FakeOpenAI:
                 self.end_headers()
                 self.wfile.write(payload)
 
+            def _refused_key(self) -> bool:
+                if fake.api_key is None or self.headers.get("Authorization") == f"Bearer {fake.api_key}":
+                    return False
+                error = {"error": {"message": "Unauthorized", "type": "auth", "code": 401}}
+                self._send(401, json.dumps(error).encode())
+                return True
+
+            def do_GET(self) -> None:
+                if self._refused_key():
+                    return
+                if self.path.rstrip("/") != "/v1/models":
+                    return self._send(404, b'{"error": {"message": "not found"}}')
+                with fake.lock:
+                    fake.model_lists += 1
+                data = [{"id": m, "object": "model", "owned_by": "fake"} for m in fake.models]
+                self._send(200, json.dumps({"object": "list", "data": data}).encode())
+
             def do_POST(self) -> None:
+                if self._refused_key():
+                    return
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 marker, behaviour, n = fake._next(body)
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up
@@ -116,8 +150,12 @@ class FakeOpenAI:
                     captions[0] = "   "
                 if behaviour == "evil":
                     captions[0] = EVIL
+                if behaviour == "anonymous":  # the reply names a subject that its captions never mention
+                    captions = [f"a picture, {i + 1} of {n}" for i in range(count)]
                 reply = {"subject": marker, "captions": captions, "group_caption": f"{marker} group of {n}"}
                 content = "sure! here you go" if behaviour == "not_json" else json.dumps(reply)
+                if behaviour == "length":
+                    content = content[: len(content) // 2]
                 completion = {
                     "id": "chatcmpl-fake",
                     "object": "chat.completion",
@@ -127,7 +165,7 @@ class FakeOpenAI:
                         {
                             "index": 0,
                             "message": {"role": "assistant", "content": content},
-                            "finish_reason": "stop",
+                            "finish_reason": "length" if behaviour == "length" else "stop",
                         }
                     ],
                     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},

@@ -149,9 +149,9 @@ def test_command_evaluates_and_promotes(tmp_path, capsys):
         )
         assert args.func(args) == 0
     out = capsys.readouterr().out
-    assert "generic_v2@2#" in out and "promoted generic_v2 for kind 'generic'" in out
-    assert read_registry(registry)["generic"] == "generic_v2"
-    assert read_registry(REGISTRY_PATH)["generic"] == "generic"  # the shipped registry is untouched
+    assert "generic_v2@2#" in out and "promoted generic_v2 for kind 'other'" in out
+    assert read_registry(registry)["other"] == "generic_v2"
+    assert read_registry(REGISTRY_PATH)["other"] == "generic"  # the shipped registry is untouched
     assert (run / "caption" / "_eval" / "generic-generic_v2" / "index.html").exists()
 
 
