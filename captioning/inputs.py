@@ -137,7 +137,11 @@ def read_groups(run: Path, piece: GroupSlice, furniture: frozenset[int] = frozen
     """The slice's groups with their document text, content hash and each image's own text; kinds and
     templates are filled in by the stage (a cached caption of the same content already knows its kind)."""
     table = pq.read_table(run / piece.path).slice(piece.start, piece.length)
-    rows = table.to_pylist()
+    return pending_groups(run, table.to_pylist(), furniture)
+
+
+def pending_groups(run: Path, rows: list[dict[str, Any]], furniture: frozenset[int]) -> list[PendingGroup]:
+    """``PendingGroup``s of groups-table rows (documents read for them, without the site's furniture)."""
     documents = document_texts(run, [r["doc_id"] for r in rows], furniture)
     groups = []
     for row in rows:

@@ -1,5 +1,9 @@
 """A local OpenAI-compatible chat server on 127.0.0.1 that misbehaves on purpose (fault injection).
 
+Captions follow the prompt: they name the group's marker only when the prompt carried it (a template
+that leaves out the page text gets captions that name nothing). A judge request ("Captions 1: ...
+Captions 2: ...") is answered by ``judge_verdict``.
+
 Each request is matched to a group by a ``[[name]]`` marker in its text (tests put it in the alt text),
 and answered with the next behaviour scripted for that group (then ``ok`` once the script runs out):
 
@@ -27,6 +31,23 @@ from typing import Any
 
 MARKER = re.compile(r"\[\[(\w+)\]\]")
 EVIL = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">'
+
+
+JUDGE_CUE = "Captions 1:"
+
+
+def texts_of(body: dict[str, Any]) -> str:
+    content = body["messages"][-1]["content"]
+    return " ".join(p.get("text", "") for p in content if p.get("type") == "text")
+
+
+def judge_verdict(text: str, marker: str) -> int:
+    """The fake judge's honest rule: the caption set that names the group's subject (its marker, found
+    in the page text it was given) in more captions is better; on a tie it picks set 1, a position bias
+    that the real judge's swapped second question cancels."""
+    first, _, second = text.partition(JUDGE_CUE)[2].partition("Captions 2:")
+    mentions = [sum(marker in line for line in block.splitlines()) for block in (first, second)]
+    return 2 if mentions[1] > mentions[0] else 1
 
 
 class FakeOpenAI:
@@ -72,7 +93,7 @@ class FakeOpenAI:
 
     def _next(self, body: dict[str, Any]) -> tuple[str, str, int]:
         content = body["messages"][-1]["content"]
-        texts = " ".join(p.get("text", "") for p in content if p.get("type") == "text")
+        texts = texts_of(body)
         n = sum(1 for p in content if p.get("type") == "image_url")
         match = MARKER.search(texts)
         marker = match.group(1) if match else "?"
@@ -144,6 +165,8 @@ class FakeOpenAI:
                     return self._send(400, json.dumps(error).encode())
                 if behaviour == "malformed":
                     return self._send(200, b'{"id": "x", "choices": [ this is not json')
+                if JUDGE_CUE in texts_of(body):
+                    return self._complete(body, json.dumps({"better": judge_verdict(texts_of(body), marker)}))
                 count = n + 1 if behaviour == "wrong_count" else n
                 captions = [f"{marker} picture {i + 1} of {n}" for i in range(count)]
                 if behaviour == "empty":
@@ -156,6 +179,9 @@ class FakeOpenAI:
                 content = "sure! here you go" if behaviour == "not_json" else json.dumps(reply)
                 if behaviour == "length":
                     content = content[: len(content) // 2]
+                self._complete(body, content, "length" if behaviour == "length" else "stop")
+
+            def _complete(self, body: dict[str, Any], content: str, finish_reason: str = "stop") -> None:
                 completion = {
                     "id": "chatcmpl-fake",
                     "object": "chat.completion",
@@ -165,7 +191,7 @@ class FakeOpenAI:
                         {
                             "index": 0,
                             "message": {"role": "assistant", "content": content},
-                            "finish_reason": "length" if behaviour == "length" else "stop",
+                            "finish_reason": finish_reason,
                         }
                     ],
                     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
