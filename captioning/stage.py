@@ -147,6 +147,9 @@ class CaptionStage(Stage):
     outputs: ClassVar[dict[str, pa.Schema]] = {"captions": CAPTIONS, "drops": DROPS}
     uses_actors = True  # one backend (HTTP clients, pool state) per worker
     cpus_per_part = 0.5  # mostly waiting on the servers
+    # parts an actor runs at once: while one part loads images or drains its last requests, the others
+    # keep the actor's lanes (concurrency_per_server per server) busy
+    parts_per_actor = 4
     keeps = (cache.CACHE_DIR, EVAL_DIR)  # captions reused by reruns; `caption eval` pages
 
     def input_refs(self, cfg: CaptionConfig, run: Path) -> list[InputRef]:

@@ -63,5 +63,9 @@ class CaptionBackend(Protocol):
 
 
 def caption_all(backend: CaptionBackend, requests: Sequence[GroupRequest]) -> list[CaptionOutcome]:
-    """Synchronous entry point for stage code: runs the backend's event loop over ``requests``."""
+    """Synchronous entry point for stage code: the backend's own loop when it keeps one (shared by the
+    parts an actor runs at once), else a loop for this call."""
+    caption_sync = getattr(backend, "caption_sync", None)
+    if caption_sync is not None:
+        return caption_sync(requests)
     return asyncio.run(backend.caption_groups(requests))

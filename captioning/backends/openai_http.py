@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import ssl
+import threading
 from collections.abc import Sequence
 
 import httpx
@@ -73,6 +74,9 @@ class OpenAICaptioner:
         self.cfg = cfg
         self.model = cfg.model
         self.pool = ServerPool(cfg.base_urls, cfg.balance)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_lock = threading.Lock()
+        self._lanes: dict[asyncio.AbstractEventLoop, asyncio.Queue] = {}
 
     def template_id(self, template: CaptionTemplate) -> str:
         return template.template_id
@@ -95,31 +99,48 @@ class OpenAICaptioner:
             ),
         )
 
+    def caption_sync(self, requests: Sequence[GroupRequest]) -> list[CaptionOutcome]:
+        """Caption from any thread on the backend's own event loop: parts an actor runs at once share
+        its lanes, so the requests in flight per server stay at ``concurrency_per_server`` in all."""
+        with self._loop_lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                threading.Thread(target=self._loop.run_forever, name="caption-loop", daemon=True).start()
+        return asyncio.run_coroutine_threadsafe(self.caption_groups(requests), self._loop).result()
+
     async def caption_groups(self, requests: Sequence[GroupRequest]) -> list[CaptionOutcome]:
-        """Workers (concurrency_per_server x servers) take groups from a queue, one request at a time.
+        """One task per group; each takes a lane (one connection per server) while its request runs.
 
-        Each worker keeps one connection per server: httpcore scans every connection of a pool on each
-        request, which at 64 shared connections cost more CPU than the requests themselves.
+        A lane keeps one connection per server: httpcore scans every connection of a pool on each
+        request, which at 64 shared connections cost more CPU than the requests themselves. Lanes live
+        as long as the event loop that made them (the backend's own loop under ``caption_sync``).
         """
-        queue: asyncio.Queue[tuple[int, GroupRequest]] = asyncio.Queue()
-        for item in enumerate(requests):
-            queue.put_nowait(item)
-        results: list[CaptionOutcome | None] = [None] * len(requests)
-        tls = ssl.create_default_context()  # shared: loading CA certificates takes ~50 ms each time
+        lanes = self._lanes.get(asyncio.get_running_loop())
+        if lanes is None:
+            lanes = asyncio.Queue()
+            tls = ssl.create_default_context()  # shared: loading CA certificates takes ~50 ms each time
+            for _ in range(self.cfg.concurrency_per_server * len(self.cfg.base_urls)):
+                lanes.put_nowait([self._client(url, tls) for url in self.cfg.base_urls])
+            self._lanes[asyncio.get_running_loop()] = lanes
 
-        async def worker() -> None:
-            clients = [self._client(url, tls) for url in self.cfg.base_urls]
+        async def one(request: GroupRequest) -> CaptionOutcome:
+            lane = await lanes.get()
             try:
-                while not queue.empty():
-                    index, request = queue.get_nowait()
-                    results[index] = await self._caption_one(request, clients)
+                return await self._caption_one(request, lane)
             finally:
-                for client in clients:
-                    await client.close()
+                lanes.put_nowait(lane)
 
-        workers = min(self.cfg.concurrency_per_server * len(self.cfg.base_urls), len(requests))
-        await asyncio.gather(*(worker() for _ in range(workers)))
-        return [r for r in results if r is not None]
+        try:
+            return list(await asyncio.gather(*(one(r) for r in requests)))
+        finally:
+            if self._loop is None or asyncio.get_running_loop() is not self._loop:
+                await self._close(self._lanes.pop(asyncio.get_running_loop()))  # a one-off loop ends here
+
+    @staticmethod
+    async def _close(lanes: asyncio.Queue) -> None:
+        while not lanes.empty():
+            for client in lanes.get_nowait():
+                await client.close()
 
     async def _caption_one(self, request: GroupRequest, clients: list[openai.AsyncOpenAI]) -> CaptionOutcome:
         template = request.template

@@ -46,3 +46,14 @@ def test_own_text_is_alt_else_a_whole_caption_sentence():
     assert own_text("", "grain of sand. Serif faces.", "Figure: a cat. Click to enlarge.") == "Figure: a cat."
     assert own_text("", "ends mid-sentence. The bay at dusk.", "cut fragment") == "The bay at dusk."
     assert own_text("", "cut fragment", "") == ""
+
+
+def test_caption_eval_reports_routing_against_a_truth_file(sample_corpus, sample_run, capsys):
+    from tests.captioning.test_evaluate import parse
+
+    args = parse(["caption", "eval", "--run", str(sample_run), "--truth", str(sample_corpus / "truth.json")])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "routing accuracy" in out
+    for kind in KINDS:
+        assert kind in out
