@@ -4,7 +4,8 @@ The runner clears a stage's outputs when its config or inputs change (a changed 
 caption stage's inputs) but keeps ``RUN/caption/_cache/``: each finished run's caption parts are copied
 there (content-addressed) and older files removed, so the cache is one copy of the latest captions,
 which already hold every caption reused before. A caption is reused when its (group, template id,
-backend, model) key matches; a group whose selected template changed has a new key.
+backend, model, content) key matches: a group whose selected template changed, or whose images or
+text changed (dedup removed an image but kept the group id), has a new key.
 
 ``index`` maps each cached group id to its file (about 100 bytes per cached group, built once when the
 stage plans), so a part reads only the few cache files that hold its groups.
@@ -26,7 +27,7 @@ from manifests.schemas import CAPTIONS
 from manifests.tables import part_files
 
 CACHE_DIR = "_cache"
-CacheKey = tuple[str, str, str, str]  # group_id, template, backend, model
+CacheKey = tuple[str, str, str, str, str]  # group_id, content, template, backend, model
 
 
 def cache_dir(run: Path) -> Path:
@@ -34,7 +35,7 @@ def cache_dir(run: Path) -> Path:
 
 
 def row_key(row: dict) -> CacheKey:
-    return (row["group_id"], row["template"], row["backend"], row["model"])
+    return (row["group_id"], row.get("content") or "", row["template"], row["backend"], row["model"])
 
 
 def index(run: Path) -> dict[str, str]:

@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 from captioning.backends.context import ContextCaptioner
 from captioning.backends.openai_http import OpenAIBackendConfig, OpenAICaptioner
 from captioning.backends.pool import Balance
-from captioning.selector import REGISTRY_PATH, TemplateSelector, read_registry
+from captioning.selector import REGISTRY_PATH, RUN_REGISTRY, TemplateSelector, read_registry
 from captioning.templates import TEMPLATES_DIR, load_templates
 from manifests.config import StageConfig
 
@@ -28,6 +28,7 @@ _RUNTIME = frozenset(
         "backoff_base_s",
         "backoff_max_s",
         "max_images",
+        "length_budget_factor",
     }
 )
 
@@ -37,7 +38,8 @@ class CaptionConfig(StageConfig):
     groups_from: Literal["auto", "dedup", "extract"] = "auto"  # auto: dedup's groups once dedup has run
     groups_per_part: int = Field(64, ge=1)
     templates_dir: str | None = None  # None: the templates shipped in captioning/templates
-    registry: str | None = None  # None: captioning/registry.yaml
+    registry: str | None = None  # the project's registry (promotions); None: RUN/caption-registry.yaml
+    strict_identity: bool = False  # drop groups whose captions disagree on the shared identity
 
     # openai backend (vllm serve); see captioning/README.md
     base_urls: list[str] = Field(default_factory=list)
@@ -51,6 +53,7 @@ class CaptionConfig(StageConfig):
     backoff_base_s: float = Field(0.5, ge=0)
     backoff_max_s: float = Field(30.0, ge=0)
     max_images: int | None = Field(None, ge=1)
+    length_budget_factor: float = Field(2.0, ge=1.0)  # max_tokens of the one retry of a cut reply
 
     # context backend
     context_min_chars: int = Field(3, ge=1)
@@ -81,16 +84,17 @@ class CaptionConfig(StageConfig):
             return OpenAICaptioner(self.openai())
         return ContextCaptioner(self.context_min_chars, self.context_max_chars)
 
-    def registry_path(self) -> Path:
-        return Path(self.registry) if self.registry else REGISTRY_PATH
+    def registry_path(self, run: Path) -> Path:
+        """The project's registry file: promotions are written here, never into the package."""
+        return Path(self.registry) if self.registry else Path(run) / RUN_REGISTRY
 
-    def make_selector(self) -> TemplateSelector:
+    def make_selector(self, run: Path) -> TemplateSelector:
         templates = load_templates(Path(self.templates_dir) if self.templates_dir else TEMPLATES_DIR)
-        return TemplateSelector(templates, read_registry(self.registry_path()))
+        return TemplateSelector(templates, read_registry(REGISTRY_PATH, self.registry_path(run)))
 
-    def templates_fingerprint(self) -> str:
+    def templates_fingerprint(self, run: Path) -> str:
         """Changes when any template or the registry changes: what decides which groups recaption."""
-        selector = self.make_selector()
+        selector = self.make_selector(run)
         data = {
             "templates": sorted(t.template_id for t in selector.templates.values()),
             "registry": selector.registry,

@@ -60,8 +60,13 @@ def build_messages(request: GroupRequest, max_side: int) -> list[dict[str, Any]]
     for i, data in enumerate(request.images, start=1):
         content.append({"type": "text", "text": f"Image {i}:"})
         content.append({"type": "image_url", "image_url": {"url": to_data_uri(data, max_side)}})
-    if after.strip():
-        content.append({"type": "text", "text": after.strip()})
+    # the schema enforces these bounds; saying them lets the model plan its sentences instead of
+    # being cut mid-word by the grammar
+    limits = (
+        f"Each caption and the group caption: {template.min_chars} to {template.max_chars} characters, "
+        "whole sentences."
+    )
+    content.append({"type": "text", "text": f"{after.strip()}\n{limits}".strip()})
     return [{"role": "system", "content": template.system.strip()}, {"role": "user", "content": content}]
 
 

@@ -1,8 +1,13 @@
 """The caption stage: a slice of groups -> captions and drops tables.
 
-Per part: each group gets its template from the selector; a group whose (template id, backend, model)
-already has a caption in the cache reuses it, the others are captioned by the backend (one request per
-group, concurrently); a group the backend could not caption becomes a ``caption_failed`` drop.
+Per part: each group gets a kind (``captioning.kinds``, or the groups table's ``category``) and the
+selector's template for that kind; a group whose (content, template id, backend, model) already has a
+caption in the cache reuses it (and its kind), the others are captioned by the backend (one request per
+group, concurrently); a group the backend could not caption becomes a ``caption_failed`` drop (or
+``caption_truncated``; ``identity_inconsistent`` under ``strict_identity``). Each row keeps the group's
+kind, the reply's identity fields and whether every caption names that identity.
+Before the parts start, the driver checks every server once (``captioning.preflight``): a wrong model,
+key or URL stops the run with one clear message instead of a drop per group.
 
 When the stage reruns: a changed template or registry changes its inputs, so the stage runs again and
 recaptions only the groups whose template id changed; with the ``openai`` backend, a finished run that
@@ -24,7 +29,20 @@ from captioning import cache
 from captioning.backends.base import CaptionBackend, CaptionOutcome, GroupRequest, caption_all
 from captioning.config import CaptionConfig
 from captioning.evaluate import EVAL_DIR
-from captioning.inputs import PartInputs, PartPlan, groups_stage, image_bytes, plan_parts, read_groups
+from captioning.furniture import repeated_sentences
+from captioning.identity import identity_consistent
+from captioning.inputs import (
+    PartInputs,
+    PartPlan,
+    PendingGroup,
+    group_kind,
+    groups_stage,
+    image_bytes,
+    plan_parts,
+    read_groups,
+)
+from captioning.preflight import preflight
+from captioning.selector import kind_from_category
 from manifests.drops import DropKind, DropReason, drop_row
 from manifests.ledger import STARTED, InputRef, StageManifest, read_manifest
 from manifests.schemas import CAPTIONS, DROPS
@@ -36,18 +54,21 @@ TEMPLATES_REF = "caption:templates"
 RETRY_REF = "caption:retry-failed"
 
 
-def key_of(group_id: str, template_id: str, backend: CaptionBackend) -> cache.CacheKey:
-    return (group_id, template_id, backend.name, backend.model)
+def key_of(group: PendingGroup, template_id: str, backend: CaptionBackend) -> cache.CacheKey:
+    return (group.group_id, group.content, template_id, backend.name, backend.model)
 
 
-def caption_part(inputs: PartInputs, backend: CaptionBackend) -> dict[str, pa.Table]:
+def caption_part(
+    inputs: PartInputs, backend: CaptionBackend, strict_identity: bool = False
+) -> dict[str, pa.Table]:
     """Reuse cached captions, caption the rest, and return the part's captions and drops tables."""
     rows: list[dict[str, Any]] = []
     drops: list[dict[str, str]] = []
     requests: list[GroupRequest] = []
+    by_id = {g.group_id: g for g in inputs.groups}
     for group in inputs.groups:
-        template_id = backend.template_id(group.template)
-        cached = inputs.cached.get(key_of(group.group_id, template_id, backend))
+        assert group.template is not None, "the stage picks every group's template before captioning"
+        cached = inputs.cached.get(key_of(group, backend.template_id(group.template), backend))
         if cached is not None:
             rows.append(cached)
             continue
@@ -59,21 +80,32 @@ def caption_part(inputs: PartInputs, backend: CaptionBackend) -> dict[str, pa.Ta
         images = tuple(inputs.images.get(i, b"") for i in group.image_ids)
         requests.append(GroupRequest(group.group_id, images, group.context, group.document, group.template))
     for outcome in caption_all(backend, requests) if requests else []:
-        if outcome.ok:
-            rows.append(caption_row(outcome, backend))
-        else:
-            drops.append(
-                drop_row(
-                    outcome.group_id, DropKind.GROUP, DropReason.CAPTION_FAILED, outcome.error or "unknown"
+        group = by_id[outcome.group_id]
+        if not outcome.ok:
+            reason = DropReason.CAPTION_TRUNCATED if outcome.truncated else DropReason.CAPTION_FAILED
+            drops.append(drop_row(outcome.group_id, DropKind.GROUP, reason, outcome.error or "unknown"))
+            continue
+        rows.append(caption_row(outcome, backend, group))
+    if strict_identity:  # cached rows too: the setting may be new since they were made
+        kept = []
+        for row in rows:
+            if row["identity_consistent"] is False:
+                field = by_id[row["group_id"]].template.shared_field or ""
+                detail = f"{field}={dict(row['identity']).get(field)!r} is missing from some captions"
+                drops.append(
+                    drop_row(row["group_id"], DropKind.GROUP, DropReason.IDENTITY_INCONSISTENT, detail)
                 )
-            )
+            else:
+                kept.append(row)
+        rows = kept
     return {
         "captions": pa.Table.from_pylist(rows, schema=CAPTIONS),
         "drops": pa.Table.from_pylist(drops, schema=DROPS),
     }
 
 
-def caption_row(outcome: CaptionOutcome, backend: CaptionBackend) -> dict[str, Any]:
+def caption_row(outcome: CaptionOutcome, backend: CaptionBackend, group: PendingGroup) -> dict[str, Any]:
+    assert group.template is not None
     return {
         "group_id": outcome.group_id,
         "captions": outcome.captions,
@@ -81,6 +113,10 @@ def caption_row(outcome: CaptionOutcome, backend: CaptionBackend) -> dict[str, A
         "template": outcome.template_id,
         "backend": backend.name,
         "model": backend.model,
+        "content": group.content,
+        "kind": group.kind,
+        "identity": dict(outcome.fields),
+        "identity_consistent": identity_consistent(group.template, outcome.captions, outcome.fields),
     }
 
 
@@ -111,6 +147,9 @@ class CaptionStage(Stage):
     outputs: ClassVar[dict[str, pa.Schema]] = {"captions": CAPTIONS, "drops": DROPS}
     uses_actors = True  # one backend (HTTP clients, pool state) per worker
     cpus_per_part = 0.5  # mostly waiting on the servers
+    # parts an actor runs at once: while one part loads images or drains its last requests, the others
+    # keep the actor's lanes (concurrency_per_server per server) busy
+    parts_per_actor = 4
     keeps = (cache.CACHE_DIR, EVAL_DIR)  # captions reused by reruns; `caption eval` pages
 
     def input_refs(self, cfg: CaptionConfig, run: Path) -> list[InputRef]:
@@ -122,12 +161,14 @@ class CaptionStage(Stage):
                 raise UserError(f"caption needs {stage!r} first: run `gdt {stage} --run {run}`")
             refs.append(InputRef(path=stage, hash=manifest.content_hash()))
         if cfg.backend == "openai":
-            refs.append(InputRef(path=TEMPLATES_REF, hash=cfg.templates_fingerprint()))
+            refs.append(InputRef(path=TEMPLATES_REF, hash=cfg.templates_fingerprint(run)))
         retry = retry_ref(cfg, run / self.name)
         return [*refs, retry] if retry else refs
 
     def plan(self, cfg: CaptionConfig, run: Path) -> list[Part]:
-        plans = plan_parts(run, groups_stage(run, cfg.groups_from), cfg.groups_per_part, cache.index(run))
+        preflight(cfg.make_backend())  # once, on the driver, before any part starts
+        source = groups_stage(run, cfg.groups_from)
+        plans = plan_parts(run, source, cfg.groups_per_part, cache.index(run), repeated_sentences(run))
         return [Part(i, plan) for i, plan in enumerate(plans)]
 
     def setup(self, cfg: CaptionConfig) -> CaptionBackend:
@@ -136,19 +177,37 @@ class CaptionStage(Stage):
     def load(self, cfg: CaptionConfig, run: Path, part: Part) -> PartInputs:
         backend = cfg.make_backend()  # cheap: only its identity is needed here
         plan: PartPlan = part.payload
-        groups = read_groups(run, plan.groups, cfg.make_selector())
-        keys = {g.group_id: key_of(g.group_id, backend.template_id(g.template), backend) for g in groups}
-        found = cache.read_cached(run, plan.cache_files, keys)
+        groups = read_groups(run, plan.groups, plan.furniture)
+        found = cache.read_cached(run, plan.cache_files, [g.group_id for g in groups])
+        # a cached caption of the same content already knows its kind: no image is read for it
+        known = {(key[0], key[1]): row["kind"] for key, row in found.items() if row.get("kind")}
+        unknown = [
+            g for g in groups if (g.group_id, g.content) not in known and not kind_from_category(g.category)
+        ]
+        images = image_bytes(run, [i for g in unknown for i in g.image_ids])
+        selector = cfg.make_selector(run)
+        for group in groups:
+            group.kind = (
+                kind_from_category(group.category)
+                or known.get((group.group_id, group.content))
+                or group_kind(group, images)
+            )
+            group.template = selector.select(group.kind)
+        keys = {g.group_id: key_of(g, backend.template_id(g.template), backend) for g in groups}
         cached = {k: found[k] for k in keys.values() if k in found}
         todo = [g for g in groups if keys[g.group_id] not in cached]
-        needed = [i for g in todo for i in g.image_ids] if backend.needs_images else []
-        return PartInputs(groups=groups, images=image_bytes(run, needed), cached=cached)
+        if backend.needs_images:
+            images.update(image_bytes(run, [i for g in todo for i in g.image_ids if i not in images]))
+        wanted = {i for g in todo for i in g.image_ids}
+        return PartInputs(
+            groups=groups, images={i: b for i, b in images.items() if i in wanted}, cached=cached
+        )
 
     def count_in(self, inputs: PartInputs) -> dict[str, int]:
         return {"groups": len(inputs.groups), "cached": len(inputs.cached)}
 
     def run(self, cfg: CaptionConfig, inputs: PartInputs, state: CaptionBackend) -> dict[str, pa.Table]:
-        return caption_part(inputs, state)
+        return caption_part(inputs, state, cfg.strict_identity)
 
     def finalize(self, cfg: CaptionConfig, run: Path) -> dict[str, Any]:
         cache.store(run, self.name)

@@ -20,6 +20,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from captioning.kinds import KINDS
+
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 PLACEHOLDERS = {"n", "context", "document", "images"}
 
@@ -34,7 +36,7 @@ class Sampling(BaseModel):
 
 
 class CaptionTemplate(BaseModel):
-    """One prompt template; ``kind`` names the kind of group it is written for."""
+    """One prompt template; ``kind`` names the kind of group it is written for (``captioning.kinds``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -60,6 +62,13 @@ class CaptionTemplate(BaseModel):
         if fields.count("images") != 1:
             raise ValueError("the user prompt must contain {images} exactly once")
         return user
+
+    @field_validator("kind")
+    @classmethod
+    def _check_kind(cls, kind: str) -> str:
+        if kind not in KINDS:
+            raise ValueError(f"kind {kind!r} is not one of {list(KINDS)}")
+        return kind
 
     @model_validator(mode="after")
     def _check_schema(self) -> CaptionTemplate:

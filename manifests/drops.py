@@ -37,6 +37,8 @@ class DropReason(StrEnum):
     GROUP_TOO_SMALL = "group_too_small"  # fewer than min_group_size images left after removals
     # caption
     CAPTION_FAILED = "caption_failed"
+    CAPTION_TRUNCATED = "caption_truncated"  # the reply hit max_tokens even with the raised budget
+    IDENTITY_INCONSISTENT = "identity_inconsistent"  # captions disagree on the group's identity (strict)
 
 
 class DropKind(StrEnum):

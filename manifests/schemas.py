@@ -74,6 +74,10 @@ CAPTIONS = pa.schema(
         pa.field("template", pa.string(), nullable=False),  # "name@version#hash"
         pa.field("backend", pa.string(), nullable=False),
         pa.field("model", pa.string(), nullable=False),
+        pa.field("content", pa.string()),  # hash of the ordered image ids + context the caption was made from
+        pa.field("kind", pa.string()),  # font | edit | series | identity | other (captioning.kinds)
+        pa.field("identity", pa.map_(pa.string(), pa.string())),  # shared fields, e.g. font_name, subject
+        pa.field("identity_consistent", pa.bool_()),  # the identity appears in every caption; null: none
     ]
 )
 

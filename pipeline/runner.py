@@ -68,6 +68,8 @@ class Stage:
     # True: parts run on a fixed pool of long-lived Ray actors (``setup`` state, a model, is built once per
     # actor, and a worker starts its next part without waiting for Ray Data to schedule a new task)
     uses_actors: ClassVar[bool] = False
+    # parts one actor runs at once (threads): >1 for stages that wait on servers and share a client
+    parts_per_actor: ClassVar[int] = 1
     cpus_per_part: ClassVar[float] = 1.0
     keeps: ClassVar[tuple[str, ...]] = ()  # folders in the stage folder that other commands write
 
@@ -209,7 +211,11 @@ def _run_parts_on_ray(
             _PartTask,
             fn_constructor_args=(stage, cfg, str(run)),
             # a fixed size: a pool growing from one actor leaves cores idle for the first parts
-            compute=ray.data.ActorPoolStrategy(size=min(workers, len(todo))),
+            compute=ray.data.ActorPoolStrategy(
+                size=min(workers, len(todo)),
+                max_concurrent_calls_per_actor=stage.parts_per_actor,
+                enable_true_multi_threading=stage.parts_per_actor > 1,
+            ),
             num_cpus=stage.cpus_per_part,
         )
     else:

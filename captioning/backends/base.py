@@ -41,6 +41,7 @@ class CaptionOutcome:
     error: str | None = None
     attempts: int = 0
     reply: str | None = None  # the last raw reply, kept for evaluation (count match on invalid replies)
+    truncated: bool = False  # failed because replies hit max_tokens (drop reason caption_truncated)
 
     @property
     def ok(self) -> bool:
@@ -62,5 +63,9 @@ class CaptionBackend(Protocol):
 
 
 def caption_all(backend: CaptionBackend, requests: Sequence[GroupRequest]) -> list[CaptionOutcome]:
-    """Synchronous entry point for stage code: runs the backend's event loop over ``requests``."""
+    """Synchronous entry point for stage code: the backend's own loop when it keeps one (shared by the
+    parts an actor runs at once), else a loop for this call."""
+    caption_sync = getattr(backend, "caption_sync", None)
+    if caption_sync is not None:
+        return caption_sync(requests)
     return asyncio.run(backend.caption_groups(requests))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import ssl
+import threading
 from collections.abc import Sequence
 
 import httpx
@@ -39,6 +40,7 @@ class OpenAIBackendConfig(BaseModel):
     backoff_base_s: float = Field(default=0.5, ge=0)
     backoff_max_s: float = Field(default=30.0, ge=0)
     max_images: int | None = Field(default=None, ge=1)  # the servers' --limit-mm-per-prompt, if known
+    length_budget_factor: float = Field(default=2.0, ge=1.0)  # max_tokens of the one retry of a cut reply
 
 
 class _Retryable(Exception):
@@ -49,6 +51,10 @@ class _Retryable(Exception):
 
 class _Final(Exception):
     """A failure that retrying cannot fix (the server refused the request as such)."""
+
+
+class _Truncated(Exception):
+    """The reply stopped at max_tokens: retrying with the same budget would cut it again."""
 
 
 def _retry_after(err: openai.APIStatusError) -> float:
@@ -68,6 +74,9 @@ class OpenAICaptioner:
         self.cfg = cfg
         self.model = cfg.model
         self.pool = ServerPool(cfg.base_urls, cfg.balance)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_lock = threading.Lock()
+        self._lanes: dict[asyncio.AbstractEventLoop, asyncio.Queue] = {}
 
     def template_id(self, template: CaptionTemplate) -> str:
         return template.template_id
@@ -90,31 +99,48 @@ class OpenAICaptioner:
             ),
         )
 
+    def caption_sync(self, requests: Sequence[GroupRequest]) -> list[CaptionOutcome]:
+        """Caption from any thread on the backend's own event loop: parts an actor runs at once share
+        its lanes, so the requests in flight per server stay at ``concurrency_per_server`` in all."""
+        with self._loop_lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                threading.Thread(target=self._loop.run_forever, name="caption-loop", daemon=True).start()
+        return asyncio.run_coroutine_threadsafe(self.caption_groups(requests), self._loop).result()
+
     async def caption_groups(self, requests: Sequence[GroupRequest]) -> list[CaptionOutcome]:
-        """Workers (concurrency_per_server x servers) take groups from a queue, one request at a time.
+        """One task per group; each takes a lane (one connection per server) while its request runs.
 
-        Each worker keeps one connection per server: httpcore scans every connection of a pool on each
-        request, which at 64 shared connections cost more CPU than the requests themselves.
+        A lane keeps one connection per server: httpcore scans every connection of a pool on each
+        request, which at 64 shared connections cost more CPU than the requests themselves. Lanes live
+        as long as the event loop that made them (the backend's own loop under ``caption_sync``).
         """
-        queue: asyncio.Queue[tuple[int, GroupRequest]] = asyncio.Queue()
-        for item in enumerate(requests):
-            queue.put_nowait(item)
-        results: list[CaptionOutcome | None] = [None] * len(requests)
-        tls = ssl.create_default_context()  # shared: loading CA certificates takes ~50 ms each time
+        lanes = self._lanes.get(asyncio.get_running_loop())
+        if lanes is None:
+            lanes = asyncio.Queue()
+            tls = ssl.create_default_context()  # shared: loading CA certificates takes ~50 ms each time
+            for _ in range(self.cfg.concurrency_per_server * len(self.cfg.base_urls)):
+                lanes.put_nowait([self._client(url, tls) for url in self.cfg.base_urls])
+            self._lanes[asyncio.get_running_loop()] = lanes
 
-        async def worker() -> None:
-            clients = [self._client(url, tls) for url in self.cfg.base_urls]
+        async def one(request: GroupRequest) -> CaptionOutcome:
+            lane = await lanes.get()
             try:
-                while not queue.empty():
-                    index, request = queue.get_nowait()
-                    results[index] = await self._caption_one(request, clients)
+                return await self._caption_one(request, lane)
             finally:
-                for client in clients:
-                    await client.close()
+                lanes.put_nowait(lane)
 
-        workers = min(self.cfg.concurrency_per_server * len(self.cfg.base_urls), len(requests))
-        await asyncio.gather(*(worker() for _ in range(workers)))
-        return [r for r in results if r is not None]
+        try:
+            return list(await asyncio.gather(*(one(r) for r in requests)))
+        finally:
+            if self._loop is None or asyncio.get_running_loop() is not self._loop:
+                await self._close(self._lanes.pop(asyncio.get_running_loop()))  # a one-off loop ends here
+
+    @staticmethod
+    async def _close(lanes: asyncio.Queue) -> None:
+        while not lanes.empty():
+            for client in lanes.get_nowait():
+                await client.close()
 
     async def _caption_one(self, request: GroupRequest, clients: list[openai.AsyncOpenAI]) -> CaptionOutcome:
         template = request.template
@@ -132,17 +158,27 @@ class OpenAICaptioner:
         except (OSError, ValueError) as err:
             outcome.error = f"image could not be prepared: {err}"
             return outcome
+        max_tokens, raised = template.sampling.max_tokens, False
         for attempt in range(1, self.cfg.max_attempts + 1):
             outcome.attempts = attempt
             try:
                 outcome.captions, outcome.group_caption, outcome.fields = await self._ask(
-                    clients, messages, template, n, outcome
+                    clients, messages, template, n, outcome, max_tokens
                 )
                 outcome.error = None
                 return outcome
             except _Final as err:
                 outcome.error = str(err)
                 return outcome
+            except _Truncated:
+                if raised:
+                    budgets = f"{template.sampling.max_tokens}, then {max_tokens}"
+                    outcome.error = f"reply cut at max_tokens twice (budgets {budgets})"
+                    outcome.truncated = True
+                    return outcome
+                # one retry with a larger budget, at once: the server is fine, the budget was short
+                max_tokens, raised = int(max_tokens * self.cfg.length_budget_factor), True
+                continue
             except _Retryable as err:
                 outcome.error = f"{err} (after {attempt} attempts)"
                 if attempt < self.cfg.max_attempts:
@@ -156,6 +192,7 @@ class OpenAICaptioner:
         template: CaptionTemplate,
         n: int,
         outcome: CaptionOutcome,
+        max_tokens: int,
     ) -> tuple[list[str], str, dict[str, str]]:
         sampling = template.sampling
         body = {
@@ -164,7 +201,7 @@ class OpenAICaptioner:
             "response_format": response_format(template, n),
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
-            "max_tokens": sampling.max_tokens,
+            "max_tokens": max_tokens,
             **sampling.extra_body,
         }
         with self.pool.server() as index:
@@ -193,8 +230,9 @@ class OpenAICaptioner:
             raise _Retryable(f"malformed response from {url}: not a chat completion")
         choice = reply.choices[0]
         outcome.reply = choice.message.content
+        if choice.finish_reason == "length":  # even if it parses, its last caption was cut short
+            raise _Truncated()
         try:
             return parse_reply(choice.message.content, n, template)
         except InvalidReply as err:
-            cut = " (cut at max_tokens)" if choice.finish_reason == "length" else ""
-            raise _Retryable(f"invalid reply: {err}{cut}") from err
+            raise _Retryable(f"invalid reply: {err}") from err

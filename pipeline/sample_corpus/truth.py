@@ -2,7 +2,8 @@
 
 Inputs: a planned `Corpus`. Output: the JSON-ready dict written to OUT/truth.json:
   seed, generator, documents [{url, slug, n_image_refs, image_refs}],
-  groups [{doc_url, positions, label, category}]        every candidate group extract forms
+  groups [{doc_url, positions, label, category, kind}]  every candidate group extract forms; kind is
+                                                        the caption kind (font, edit, series, identity, other)
   near_duplicate_images [[a, b]]                        distinct files that are near copies
   duplicate_groups [[{doc_url, positions}, {doc_url, positions}]]
   broken_references [{doc_url, position, kind}]
@@ -17,6 +18,15 @@ from typing import Any
 from pipeline.sample_corpus.model import Corpus
 
 GENERATOR = "gdt sample-corpus"
+# The caption stage's group kind for each planned category: a multi-view scene shows one identity.
+KIND_OF_CATEGORY = {
+    "font": "font",
+    "edit": "edit",
+    "series": "series",
+    "multiview": "identity",
+    "unrelated": "other",
+    "mixed": "other",
+}
 
 
 def truth(corpus: Corpus) -> dict[str, Any]:
@@ -35,7 +45,13 @@ def truth(corpus: Corpus) -> dict[str, Any]:
             for d in corpus.docs
         ],
         "groups": [
-            {"doc_url": d.url, "positions": g.positions, "label": g.label, "category": g.category}
+            {
+                "doc_url": d.url,
+                "positions": g.positions,
+                "label": g.label,
+                "category": g.category,
+                "kind": KIND_OF_CATEGORY[g.category],
+            }
             for d in corpus.docs
             for g in d.groups
         ],

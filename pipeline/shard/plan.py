@@ -41,6 +41,8 @@ class GroupRecord:
     template: str
     score: float | None
     category: str | None
+    kind: str | None = None  # the caption stage's group kind (font, edit, series, identity, other)
+    identity: tuple[tuple[str, str], ...] = ()  # shared identity fields of the captions (font_name, ...)
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,8 @@ def sample_json(record: GroupRecord, sizes: list[list[int]]) -> bytes:
         "positions": list(record.positions),
         "score": record.score,
         "category": record.category,
+        "kind": record.kind,
+        "identity": dict(record.identity),
     }
     return json.dumps(meta, ensure_ascii=False, sort_keys=True).encode()
 
@@ -97,6 +101,8 @@ def build_records(tables: CurrentTables) -> tuple[list[GroupRecord], list[dict[s
     captions = {}
     if tables.captions is not None:
         columns = ["group_id", "captions", "group_caption", "template"]
+        # captions tables written before the kind/identity columns existed still shard
+        columns += [c for c in ("kind", "identity") if c in tables.captions.column_names]
         for row in tables.captions.select(columns).to_pylist():
             captions[row["group_id"]] = row
     scores = {}
@@ -126,6 +132,8 @@ def build_records(tables: CurrentTables) -> tuple[list[GroupRecord], list[dict[s
                 template=caption["template"] if caption else NO_TEMPLATE,
                 score=scores.get(gid),
                 category=row["category"] if has_category else None,
+                kind=caption.get("kind") if caption else None,
+                identity=tuple(sorted(caption.get("identity") or ())) if caption else (),
             )
         )
     return records, drops, uncaptioned

@@ -93,3 +93,18 @@ def build_run(root: Path, groups: list[dict]) -> Path:
     )
     write_manifest(stage, manifest)
     return Path(root)
+
+
+def write_groups(run: Path, stage: str, rows: list[dict]) -> None:
+    """Give ``stage`` (e.g. dedup) a groups table of ``rows`` and a finished manifest."""
+    folder = Path(run) / stage
+    write_parquet_atomic(pa.Table.from_pylist(rows, schema=GROUPS), folder / "groups" / "part-00000.parquet")
+    manifest = StageManifest(
+        stage=stage,
+        version="test",
+        config={},
+        config_hash="test",
+        inputs=[],
+        outputs=describe_outputs(folder),
+    )
+    write_manifest(folder, manifest)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from captioning.evaluate import run_eval
@@ -26,6 +29,7 @@ def test_eval_page_renders_images_and_escaped_captions(request, tmp_path):
     page.goto(result.html_path.as_uri())
     page.wait_for_load_state("load")
     assert page.locator("#scores tr").count() == 3  # header + two templates
+    assert page.locator("#pairs tr").count() == 2  # header + the one pair the judge compared
     for k, n in enumerate((2, 3, 4), start=1):
         images = page.locator(f"#group-{k} img")
         assert images.count() == n
@@ -37,4 +41,12 @@ def test_eval_page_renders_images_and_escaped_captions(request, tmp_path):
     assert EVIL in page.inner_text("#group-1")
     assert "failed:" in page.inner_text("#group-3") and "500 server error" in page.inner_text("#group-3")
     assert "g2 picture 4 of 4" in page.inner_text("#group-3")  # story's captions for the same group
+    # a vote per group, saved as votes.json (what the next eval counts)
+    story = result.scores[1].template
+    page.check(f'fieldset[data-group="g1"] input[value="{story}"]')
+    page.check('fieldset[data-group="g2"] input[value="tie"]')
+    with page.expect_download() as download:
+        page.click("#save-votes")
+    saved = json.loads(Path(download.value.path()).read_text())
+    assert saved == {"votes": [{"group_id": "g1", "winner": story}, {"group_id": "g2", "winner": "tie"}]}
     page.close()

@@ -44,18 +44,19 @@ def cfg_for(url: str, tmp_path: Path, **changes) -> CaptionConfig:
             tmp_path / "registry.yaml",
         )
     )
-    return CaptionConfig(
-        backend="openai",
-        base_urls=[url],
-        model="fake",
-        templates_dir=str(folder),
-        registry=str(registry),
-        max_attempts=2,
-        backoff_base_s=0.01,
-        backoff_max_s=0.02,
-        concurrency_per_server=1,
+    settings = {
+        "backend": "openai",
+        "base_urls": [url],
+        "model": "fake",
+        "templates_dir": str(folder),
+        "registry": str(registry),
+        "max_attempts": 2,
+        "backoff_base_s": 0.01,
+        "backoff_max_s": 0.02,
+        "concurrency_per_server": 1,
         **changes,
-    )
+    }
+    return CaptionConfig(**settings)
 
 
 def test_sample_is_the_same_for_a_seed(tmp_path):
@@ -77,8 +78,8 @@ def test_eval_scores_each_template_on_the_same_sample(tmp_path):
     assert generic.template.startswith("generic@1#") and story.template.startswith("story@1#")
     assert (generic.valid, generic.count_match) == (round(5 / 6, 4), round(5 / 6, 4))
     assert (story.valid, story.count_match) == (1.0, 1.0)
-    assert story.shared == 1.0  # the fake names the subject in every caption
-    assert generic.shared == 0.0  # no content word common to "gN picture i of n" captions
+    assert story.identity.mean == 1.0  # the fake names the subject in every caption
+    assert generic.identity.mean is None  # generic asks for no shared identity
     assert generic.distinct == 1.0
     assert generic.grounding is None and "skipped" in generic.grounding_note
     table = json.loads(result.json_path.read_text())
@@ -100,7 +101,7 @@ def test_eval_grounds_captions_when_clip_weights_are_set(tmp_path):
             server.url, tmp_path, clip_model=TINY_NAME, clip_weights=weights, clip_model_config=config
         )
         [score] = run_eval(cfg, run, ["generic"], sample=2).scores
-    assert score.grounding is not None and 0.0 <= score.grounding <= 1.0
+    assert score.grounding is not None and -1.0 <= score.grounding.mean <= 1.0
     assert "CLIP retrieval" in score.grounding_note
 
 
@@ -149,9 +150,9 @@ def test_command_evaluates_and_promotes(tmp_path, capsys):
         )
         assert args.func(args) == 0
     out = capsys.readouterr().out
-    assert "generic_v2@2#" in out and "promoted generic_v2 for kind 'generic'" in out
-    assert read_registry(registry)["generic"] == "generic_v2"
-    assert read_registry(REGISTRY_PATH)["generic"] == "generic"  # the shipped registry is untouched
+    assert "generic_v2@2#" in out and "promoted generic_v2 for kind 'other'" in out
+    assert read_registry(registry)["other"] == "generic_v2"
+    assert read_registry(REGISTRY_PATH)["other"] == "generic"  # the shipped registry is untouched
     assert (run / "caption" / "_eval" / "generic-generic_v2" / "index.html").exists()
 
 

@@ -1,4 +1,4 @@
-"""Template scores: validity, count match, lengths, distinctness, shared terms, CLIP grounding."""
+"""Template scores: validity, count match, lengths, distinctness, identity, intervals, CLIP grounding."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from captioning.backends.base import CaptionOutcome
 from captioning.grounding import ClipGrounder
-from captioning.scoring import distinct_share, score_template, shared_terms
+from captioning.scoring import bootstrap_ci, chance_corrected, distinct_share, score_template, shared_terms
 from captioning.templates import load_templates
 from tests.captioning.runs import photo_png
 from tests.captioning.tiny_clip import TINY_NAME, write_tiny_clip
@@ -36,16 +36,30 @@ def test_scores_over_valid_and_invalid_replies():
     assert score.count_match == 0.75
     assert (score.min_chars, score.max_chars) == (17, 22)
     assert score.distinct == 0.75  # 1.0 and 0.5
-    assert score.shared == 1.0  # "futura" in every caption of both valid groups
+    assert score.identity.mean == 1.0 and score.identity.groups == 2  # "futura" in every caption
     assert score.grounding is None and score.grounding_note.startswith("skipped: no CLIP weights")
 
 
-def test_shared_terms_without_a_shared_field():
-    template = load_templates()["generic"]
-    assert shared_terms(["A red fox in snow", "The red fox sleeps"]) == {"red", "fox"}
-    score = score_template(template, [ok(["A red fox", "a red hen"]), ok(["a cat", "one dog"])], sizes=[2, 2])
-    assert score.shared == 0.5
+def test_identity_counts_the_named_identity_not_any_common_word():
+    template = load_templates()["series"]
+    # "detail of china" three times shares words, but the reply's subject is named in one caption of three
+    lazy = ok(["detail of china", "detail of china", "Wall of a Qing vase"], {"subject": "Qing vase"})
+    good = ok(["Qing vase, the lid", "Qing vase, the foot"], {"subject": "qing vase"})
+    score = score_template(template, [lazy, good], sizes=[3, 2])
+    assert score.identity.mean == round((1 / 3 + 1) / 2, 4)
+    assert shared_terms(["A red fox in snow", "The red fox sleeps"]) == {"red", "fox"}  # shown, not scored
+    no_field = score_template(load_templates()["generic"], [ok(["a", "b"])], sizes=[2])
+    assert no_field.identity.mean is None
     assert distinct_share(["A cat", "a  CAT", "dog"]) == 2 / 3
+
+
+def test_intervals_and_chance_correction():
+    low, high = bootstrap_ci([1.0] * 10 + [0.0] * 10)
+    assert low < 0.5 < high and low > 0.2 and high < 0.8
+    assert bootstrap_ci([1.0] * 8) == (1.0, 1.0)
+    assert bootstrap_ci([]) is None
+    assert chance_corrected(0.5, 2) == 0.0 and chance_corrected(1.0, 4) == 1.0  # guessing is 0
+    assert chance_corrected(0.25, 4) == 0.0
 
 
 @pytest.mark.slow
@@ -58,5 +72,5 @@ def test_grounding_with_tiny_clip(tmp_path):
     template = load_templates()["generic"]
     images = [[photo_png("coffee"), photo_png("rocket")]]
     score = score_template(template, [ok(["a cup", "a rocket"])], [2], images, grounder)
-    assert score.grounding in (0.0, 0.5, 1.0)
+    assert score.grounding.mean in (-1.0, 0.0, 1.0)  # chance-corrected: 1 of 2 right is guessing
     assert score.grounding_note.startswith("CLIP retrieval")

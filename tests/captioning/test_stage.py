@@ -18,7 +18,7 @@ from manifests.schemas import CAPTIONS
 from pipeline.errors import UserError
 from pipeline.runner import run_stage
 from tests.captioning.fake_openai import FakeOpenAI
-from tests.captioning.runs import build_run
+from tests.captioning.runs import build_run, write_groups
 
 LOCAL = RuntimeConfig(executor="local", progress=False)
 
@@ -116,7 +116,7 @@ def test_changing_a_template_recaptions_only_its_groups(tmp_path):
     specs = [
         {"id": "f0", "n": 2, "alt": ["[[f0]] glyph A of a typeface", "glyph B"]},
         {"id": "f1", "n": 3, "alt": ["[[f1]] glyph C of a typeface", "glyph D", "glyph E"]},
-        {"id": "s0", "n": 2, "alt": ["[[s0]] a watercolour harbour", "a watercolour boat"]},
+        {"id": "s0", "n": 2, "alt": ["[[s0]] detail of the harbour", "detail of the quay"]},
         {"id": "x0", "n": 2, "alt": ["[[x0]] quarterly numbers", "more numbers"]},
     ]
     run = build_run(tmp_path / "run", specs)
@@ -124,7 +124,7 @@ def test_changing_a_template_recaptions_only_its_groups(tmp_path):
         run_stage(CaptionStage(), openai_cfg(server.url, tmp_path), run, LOCAL, quiet=True)
         assert {m for m, _ in server.log} == {"f0", "f1", "s0", "x0"}
     templates = {r["group_id"]: r["template"] for r in table(run, "captions")}
-    assert templates["f0"].startswith("font@1#") and templates["s0"].startswith("style@1#")
+    assert templates["f0"].startswith("font@1#") and templates["s0"].startswith("series@1#")
     assert templates["x0"].startswith("generic@1#")
 
     font = tmp_path / "templates" / "font.yaml"
@@ -137,12 +137,12 @@ def test_changing_a_template_recaptions_only_its_groups(tmp_path):
         assert sorted(m for m, _ in server.log) == ["f0", "f1"]
     assert not rerun.skipped
     templates = {r["group_id"]: r["template"] for r in table(run, "captions")}
-    assert templates["f0"].startswith("font@2#") and templates["s0"].startswith("style@1#")
+    assert templates["f0"].startswith("font@2#") and templates["s0"].startswith("series@1#")
 
 
 def test_model_change_recaptions_everything(tmp_path):
     run = build_run(tmp_path / "run", groups(3))
-    with FakeOpenAI() as server:
+    with FakeOpenAI(models=("fake", "other")) as server:
         run_stage(CaptionStage(), openai_cfg(server.url, tmp_path), run, LOCAL, quiet=True)
         run_stage(CaptionStage(), openai_cfg(server.url, tmp_path, model="other"), run, LOCAL, quiet=True)
         assert len(server.log) == 6
@@ -175,3 +175,90 @@ def test_group_with_a_missing_image_is_dropped_without_a_request(tmp_path):
     [drop] = tables["drops"].to_pylist()
     assert drop["reason"] == "caption_failed" and "img-b is not in extract/images" in drop["detail"]
     assert tables["captions"].num_rows == 0
+
+
+def test_a_group_cut_by_dedup_gets_fresh_captions(tmp_path):
+    run = build_run(tmp_path / "run", groups(3, sizes=(3,)))
+    with FakeOpenAI() as server:
+        run_stage(CaptionStage(), openai_cfg(server.url, tmp_path), run, LOCAL, quiet=True)
+    before = {r["group_id"]: r for r in table(run, "captions")}
+    assert len(before["g1"]["captions"]) == 3
+    # dedup removes g1's last image but keeps its group id; the other groups pass unchanged
+    rows = pq.read_table(run / "extract" / "groups").to_pylist()
+    for row in rows:
+        if row["group_id"] == "g1":
+            row.update(
+                image_ids=row["image_ids"][:2], positions=row["positions"][:2], context=row["context"][:2]
+            )
+    write_groups(run, "dedup", rows)
+    with FakeOpenAI() as server:
+        rerun = run_stage(CaptionStage(), openai_cfg(server.url, tmp_path), run, LOCAL, quiet=True)
+        assert [m for m, _ in server.log] == ["g1"]  # only the changed group is asked again
+    after = {r["group_id"]: r for r in table(run, "captions")}
+    assert after["g1"]["captions"] == ["g1 picture 1 of 2", "g1 picture 2 of 2"]
+    assert after["g1"]["content"] != before["g1"]["content"]
+    assert after["g0"] == before["g0"] and rerun.manifest.counts_in["cached"] == 2
+    assert table(run, "drops") == []
+
+
+def test_kind_and_identity_fields_are_kept_and_checked(tmp_path):
+    specs = [
+        {"id": "e0", "n": 2, "alt": ["[[e0]] the harbour", "the harbour converted to grayscale"]},
+        {"id": "s0", "n": 2, "alt": ["[[s0]] detail of the quay", "detail of the quay"]},
+    ]
+    run = build_run(tmp_path / "run", specs)
+    with FakeOpenAI() as server:
+        run_stage(CaptionStage(), openai_cfg(server.url, tmp_path), run, LOCAL, quiet=True)
+        first = server.bodies[0]["messages"][-1]["content"][-1]["text"]
+    rows = {r["group_id"]: r for r in table(run, "captions")}
+    assert rows["e0"]["kind"] == "edit" and rows["e0"]["template"].startswith("edit@1#")
+    assert rows["s0"]["kind"] == "series" and rows["s0"]["template"].startswith("series@1#")
+    # the fake names its subject (the marker) in every caption: consistent
+    assert dict(rows["e0"]["identity"]) == {"subject": "e0"} and rows["e0"]["identity_consistent"] is True
+    assert "3 to 300 characters" in first  # the length limit is stated in the prompt
+
+
+def test_strict_identity_drops_groups_whose_captions_lose_the_identity(tmp_path):
+    run = build_run(tmp_path / "run", [{"id": "e0", "n": 2, "alt": ["[[e0]] a dog", "a dog, sepia"]}])
+    with FakeOpenAI({"e0": ["anonymous"]}) as server:
+        run_stage(CaptionStage(), openai_cfg(server.url, tmp_path), run, LOCAL, quiet=True)
+    [row] = table(run, "captions")
+    assert row["identity_consistent"] is False  # recorded, kept: the default is lenient
+    with FakeOpenAI({"e0": ["anonymous"]}) as server:
+        cfg = openai_cfg(server.url, tmp_path, strict_identity=True)
+        run_stage(CaptionStage(), cfg, run, LOCAL, quiet=True)
+    assert table(run, "captions") == []
+    [drop] = table(run, "drops")
+    assert drop["reason"] == "identity_inconsistent" and "subject='e0'" in drop["detail"]
+
+
+def test_a_reply_cut_at_max_tokens_is_retried_once_with_a_larger_budget(tmp_path):
+    run = build_run(tmp_path / "run", groups(2))
+    with FakeOpenAI({"g0": ["length"], "g1": ["length", "length", "length"]}) as server:
+        run_stage(CaptionStage(), openai_cfg(server.url, tmp_path, max_attempts=4), run, LOCAL, quiet=True)
+        budgets = {
+            m: [b["max_tokens"] for (mm, _), b in zip(server.log, server.bodies, strict=True) if mm == m]
+            for m in ("g0", "g1")
+        }
+    assert budgets == {"g0": [1024, 2048], "g1": [1024, 2048]}  # g1 is not asked a third time
+    assert [r["group_id"] for r in table(run, "captions")] == ["g0"]
+    [drop] = table(run, "drops")
+    assert (drop["id"], drop["reason"]) == ("g1", "caption_truncated")
+
+
+@pytest.mark.parametrize(
+    ("server_args", "cfg_changes", "message"),
+    [
+        ({"models": ("other-model",)}, {}, "serves ['other-model'], not 'fake'"),
+        ({"api_key": "secret"}, {}, "refused the API key"),
+        ({}, {"base_urls": ["http://127.0.0.1:9/v1"]}, "cannot be reached"),
+    ],
+)
+def test_preflight_fails_once_at_the_start(tmp_path, server_args, cfg_changes, message):
+    run = build_run(tmp_path / "run", groups(4))
+    with FakeOpenAI(**server_args) as server:
+        cfg = openai_cfg(server.url, tmp_path, **cfg_changes)
+        with pytest.raises(UserError, match=message.replace("[", r"\[").replace("]", r"\]")):
+            run_stage(CaptionStage(), cfg, run, LOCAL, quiet=True)
+        assert server.log == []  # no group was sent, none dropped
+    assert not (run / "caption" / "drops").exists()

@@ -9,7 +9,7 @@ import yaml
 
 from captioning.templates import TEMPLATES_DIR, CaptionTemplate, load_template, load_templates
 
-KINDS = {"generic", "font", "edit", "multiview", "story", "portrait", "style"}
+KINDS = {"other", "font", "edit", "identity", "series"}
 
 
 def test_shipped_templates_cover_every_kind_and_render():

@@ -163,6 +163,8 @@ def build_run(
                     template="books@1#abc",
                     backend="context",
                     model="none",
+                    kind="font",
+                    identity={"font_name": f"face of {g}"},
                 )
             )
         _write(pa.Table.from_pylist(rows, schema=CAPTIONS), run, "caption", "captions")

@@ -78,6 +78,7 @@ def test_round_trip_every_kept_group_once_with_identical_bytes_order_and_caption
             assert meta["n"] == len(group["image_ids"]) and meta["template"] == "books@1#abc"
             assert meta["positions"] == group["positions"] and meta["doc_id"] == group["doc_id"]
             assert meta["score"] is not None and meta["category"] is None
+            assert meta["kind"] == "font" and meta["identity"] == {"font_name": f"face of {sample['key']}"}
             docs[name.split("-")[0]].add(meta["doc_id"])
     assert docs["train"] and docs["val"] and not docs["train"] & docs["val"]
     for output in result.manifest.outputs:
@@ -108,6 +109,7 @@ def test_without_captions_the_template_is_none_and_captions_are_empty(tmp_path):
     for s in samples:
         assert s["json"]["template"] == "none" and s["json"]["group_caption"] == ""
         assert s["json"]["captions"] == [""] * s["json"]["n"]
+        assert s["json"]["kind"] is None and s["json"]["identity"] == {}
     assert result.manifest.extra["uncaptioned"] == len(inputs.kept)
 
 
