@@ -20,6 +20,7 @@ Every hop of a redirect is checked and pinned by the ``AddressGuard``; politenes
 from __future__ import annotations
 
 import asyncio
+import atexit
 import threading
 import urllib.parse
 from collections.abc import Callable
@@ -60,6 +61,8 @@ class Crawler:
                 self._loop = asyncio.new_event_loop()
                 self._thread = threading.Thread(target=self._loop.run_forever, name="crawler", daemon=True)
                 self._thread.start()
+                # a worker ends without telling its state: close the connections before the interpreter goes
+                atexit.register(self.close)
             return self._loop
 
     def fetch_all(self, urls: list[str], done: Callable[[str, Result], None]) -> None:
@@ -71,6 +74,7 @@ class Crawler:
     def close(self) -> None:
         if self._loop is None:
             return
+        atexit.unregister(self.close)
         if self._client is not None:
             asyncio.run_coroutine_threadsafe(self._client.close(), self._loop).result()
         self._loop.call_soon_threadsafe(self._loop.stop)
