@@ -1,9 +1,11 @@
 """URLs -> bytes, as a crawler: one async HTTP client per worker, hundreds of requests in flight.
 
 A ``Crawler`` lives as long as its worker (a Ray actor's state): its event loop runs in a thread of its
-own and its ``httpx.AsyncClient`` keeps connections open from one part to the next. ``fetch_all`` takes a
-part's URLs and reports each result through a callback as soon as it is known, so decoding starts while
-other URLs are still on the wire. Deadlines that hold:
+own and its ``aiohttp.ClientSession`` keeps connections open from one part to the next. (aiohttp rather
+than httpx: at 64 requests in flight on a 100 ms loopback server, httpx managed ~100 requests/s and
+aiohttp ~520 on the same two busy cores.) ``fetch_all`` takes a part's URLs and reports each result
+through a callback as soon as it is known, so decoding starts while other URLs are still on the wire.
+Deadlines that hold:
 
 - one deadline per attempt covers resolving, connecting, the headers and the body together, so a server
   that trickles a header line every few seconds is cut after ``timeout_s`` (``fetch_timeout``);
@@ -18,21 +20,22 @@ Every hop of a redirect is checked and pinned by the ``AddressGuard``; politenes
 from __future__ import annotations
 
 import asyncio
+import atexit
 import threading
 import urllib.parse
 from collections.abc import Callable
 
-import httpcore
-import httpx
+import aiohttp
 
 from manifests.drops import DropReason
 from pipeline.extract.config import ExtractConfig
 from pipeline.extract.fetch import FetchFailure
-from pipeline.extract.guard import AddressGuard, PinnedBackend, Resolver
+from pipeline.extract.guard import AddressGuard, PinnedResolver, Resolver
 from pipeline.extract.politeness import HostSlots, opt_out, retry_after_seconds
 
 _IMAGE_CONTENT_TYPES = ("image/", "application/octet-stream", "binary/octet-stream")
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 Result = bytes | FetchFailure
 Attempt = tuple[Result, float | None]  # the result, and the seconds to wait before trying again (None: don't)
@@ -47,7 +50,7 @@ class Crawler:
         self.hosts = HostSlots(cfg.per_host_concurrency, cfg.per_host_delay_s)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._client: httpx.AsyncClient | None = None
+        self._client: aiohttp.ClientSession | None = None
         self._in_flight: asyncio.Semaphore | None = None
         self._lock = threading.Lock()
 
@@ -58,6 +61,8 @@ class Crawler:
                 self._loop = asyncio.new_event_loop()
                 self._thread = threading.Thread(target=self._loop.run_forever, name="crawler", daemon=True)
                 self._thread.start()
+                # a worker ends without telling its state: close the connections before the interpreter goes
+                atexit.register(self.close)
             return self._loop
 
     def fetch_all(self, urls: list[str], done: Callable[[str, Result], None]) -> None:
@@ -69,8 +74,9 @@ class Crawler:
     def close(self) -> None:
         if self._loop is None:
             return
+        atexit.unregister(self.close)
         if self._client is not None:
-            asyncio.run_coroutine_threadsafe(self._client.aclose(), self._loop).result()
+            asyncio.run_coroutine_threadsafe(self._client.close(), self._loop).result()
         self._loop.call_soon_threadsafe(self._loop.stop)
         assert self._thread is not None
         self._thread.join()
@@ -79,23 +85,20 @@ class Crawler:
 
     # -- on the crawler's event loop ------------------------------------------------------------------
 
-    def _make_client(self) -> httpx.AsyncClient:
+    def _make_client(self) -> aiohttp.ClientSession:
         cfg = self.cfg
-        transport = httpx.AsyncHTTPTransport(trust_env=False)
-        # the same pool httpx would build, but connecting through the guard's pinned addresses
-        transport._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
-            max_connections=cfg.fetch_concurrency,
-            max_keepalive_connections=cfg.fetch_concurrency,
-            keepalive_expiry=30.0,
-            network_backend=PinnedBackend(self.guard),
+        connector = aiohttp.TCPConnector(
+            limit=cfg.fetch_concurrency,
+            resolver=PinnedResolver(self.guard),  # connects to the address the guard checked
+            use_dns_cache=False,  # the guard's pins are the cache
+            keepalive_timeout=30.0,
         )
-        return httpx.AsyncClient(
-            transport=transport,
-            follow_redirects=False,  # by hand, so that every hop is checked
-            timeout=httpx.Timeout(cfg.timeout_s),
+        return aiohttp.ClientSession(
+            connector=connector,
             headers={"User-Agent": cfg.user_agent, "Accept": "image/*"},
+            timeout=aiohttp.ClientTimeout(total=cfg.timeout_s),
             trust_env=False,
+            cookie_jar=aiohttp.DummyCookieJar(),  # a crawl keeps no state between requests
         )
 
     async def _fetch_all(self, urls: list[str], done: Callable[[str, Result], None]) -> None:
@@ -141,7 +144,7 @@ class Crawler:
                 except TimeoutError:
                     detail = f"no full answer within timeout_s {self.cfg.timeout_s} s"
                     return FetchFailure(DropReason.FETCH_TIMEOUT, detail), None
-                except httpx.HTTPError as err:
+                except (aiohttp.ClientError, OSError) as err:
                     return FetchFailure(DropReason.FETCH_ERROR, f"{type(err).__name__}: {err}"), backoff
             if not isinstance(outcome, str):
                 return outcome
@@ -155,10 +158,10 @@ class Crawler:
         if refused:
             return refused, None
         assert self._client is not None
-        async with self._client.stream("GET", url) as response:
-            if response.is_redirect:
-                return urllib.parse.urljoin(url, response.headers.get("location", ""))
-            status = response.status_code
+        async with self._client.get(url, allow_redirects=False) as response:  # by hand: every hop checked
+            status = response.status
+            if status in _REDIRECT_STATUSES and "location" in response.headers:
+                return urllib.parse.urljoin(url, response.headers["location"])
             if status in _RETRY_STATUSES:
                 failure = FetchFailure(DropReason.FETCH_ERROR, f"HTTP {status}")
                 after = retry_after_seconds(response.headers.get("retry-after"))
@@ -172,7 +175,7 @@ class Crawler:
             if status != 200:
                 return FetchFailure(DropReason.FETCH_ERROR, f"HTTP {status}"), None
             if self.cfg.honour_opt_outs:
-                directive = opt_out(response.headers.get_list("x-robots-tag"), self.cfg.user_agent)
+                directive = opt_out(response.headers.getall("x-robots-tag", []), self.cfg.user_agent)
                 if directive:
                     detail = f"X-Robots-Tag {directive} (extract.honour_opt_outs)"
                     return FetchFailure(DropReason.OPTED_OUT, detail), None
@@ -181,13 +184,13 @@ class Crawler:
                 return FetchFailure(DropReason.NOT_IMAGE, f"content type {content_type}"), None
             return await self._read_body(response), None
 
-    async def _read_body(self, response: httpx.Response) -> Result:
+    async def _read_body(self, response: aiohttp.ClientResponse) -> Result:
         limit = self.cfg.max_bytes
-        declared = response.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
+        declared = response.content_length
+        if declared is not None and declared > limit:
             return FetchFailure(DropReason.TOO_LARGE, f"{declared} bytes > max_bytes {limit}")
         chunks, size = [], 0
-        async for chunk in response.aiter_bytes():
+        async for chunk in response.content.iter_any():
             size += len(chunk)
             if size > limit:
                 return FetchFailure(DropReason.TOO_LARGE, f"body over max_bytes {limit}")

@@ -2,7 +2,7 @@
 
 The guard resolves a URL's host once, refuses it if any of its addresses is private, loopback, link-local,
 reserved or multicast (unless the config allows it), and pins the host to the first checked address. The
-HTTP client's network backend then connects to the pinned address only, never resolving the name again,
+HTTP client's resolver then answers the pinned address only, never resolving the name again,
 so a resolver that answers a public address to the check and 127.0.0.1 to the connection (DNS
 rebinding) cannot reach loopback. TLS still verifies the certificate against the host name.
 """
@@ -13,11 +13,10 @@ import asyncio
 import ipaddress
 import socket
 import time
-import typing
 import urllib.parse
 from collections.abc import Awaitable, Callable
 
-import httpcore
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from manifests.drops import DropReason
 from pipeline.extract.config import ExtractConfig
@@ -81,32 +80,20 @@ class AddressGuard:
         return entry[0] if entry else None
 
 
-class PinnedBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's network backend, connecting to the guard's pinned address instead of resolving again."""
+class PinnedResolver(AbstractResolver):
+    """aiohttp's resolver, answering the guard's pinned address instead of resolving again."""
 
     def __init__(self, guard: AddressGuard):
         self.guard = guard
-        self.backend = httpcore.AnyIOBackend()
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        address = self.guard.pinned(host.strip("[]"))
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        address = self.guard.pinned(host)
         if address is None:  # every request is checked first; reaching here unchecked is a bug, refuse
-            raise httpcore.ConnectError(f"no checked address for {host}")
-        return await self.backend.connect_tcp(
-            address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
-        )
+            raise OSError(f"no checked address for {host}")
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        return [{"hostname": host, "host": address, "port": port, "family": family, "proto": 0, "flags": 0}]
 
-    async def connect_unix_socket(
-        self, *args: typing.Any, **kwargs: typing.Any
-    ) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError("unix sockets are never fetched")
-
-    async def sleep(self, seconds: float) -> None:
-        await self.backend.sleep(seconds)
+    async def close(self) -> None:
+        pass

@@ -8,12 +8,11 @@ import threading
 from http.server import BaseHTTPRequestHandler
 from typing import ClassVar
 
-import httpcore
 import pytest
 
 from pipeline.extract import guard
 from pipeline.extract.config import ExtractConfig
-from pipeline.extract.guard import AddressGuard, PinnedBackend
+from pipeline.extract.guard import AddressGuard, PinnedResolver
 
 from . import http_server
 from .test_fetch import LOOPBACK, fetch, fetch_all
@@ -97,6 +96,6 @@ def test_a_rebinding_resolver_cannot_reach_loopback(monkeypatch):
 
 
 def test_a_host_that_was_not_checked_is_never_connected():
-    backend = PinnedBackend(AddressGuard(ExtractConfig()))
-    with pytest.raises(httpcore.ConnectError, match="no checked address"):
-        asyncio.run(backend.connect_tcp("example.org", 80))
+    resolver = PinnedResolver(AddressGuard(ExtractConfig()))
+    with pytest.raises(OSError, match="no checked address"):
+        asyncio.run(resolver.resolve("example.org", 80))

@@ -1,0 +1,191 @@
+"""URLs/s of ``gdt extract`` on Ray against img2dataset 1.47.0 on the same URLs, from a loopback server.
+
+The server answers every request after 100 ms (a web-like latency), in a process of its own, on 32
+loopback addresses (127.0.0.1-32) that stand in for the many hosts of a real crawl, so gdt's default
+per-host cap applies as it would on the web. Both tools get the same URLs: gdt as an OBELICS-style parquet
+of documents (4 images each, between texts), img2dataset as a parquet of the flat URL list.
+img2dataset runs from its own venv (``benchmarks/.venv-img2dataset``, made on first use: ``pip install
+img2dataset==1.47.0 pillow``) with ``--processes_count 2 --thread_count 64 --resize_mode no``.
+Both figures are wall time of the whole command (Python and Ray start-up included); gdt also decodes,
+validates and hashes every image, img2dataset with ``--resize_mode no`` only stores the bytes.
+Goal (issue 13): gdt's refs/s >= 2x img2dataset's URLs/s, and >= 250 refs/s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import multiprocessing
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from benchmarks.common import write_result
+from manifests.ledger import read_manifest
+
+URLS = 4096
+IMAGES_PER_DOC = 4
+HOSTS = 32
+LATENCY_S = 0.1
+I2D_VENV = Path(__file__).parent / ".venv-img2dataset"
+ROOT = Path(__file__).resolve().parents[1]
+I2D_FLAGS = ["--processes_count", "2", "--thread_count", "64", "--resize_mode", "no"]
+
+
+def images(count: int = 16) -> list[bytes]:
+    """Distinct JPEG photos about 400x300, as web pages carry."""
+    from PIL import Image
+    from skimage import data
+
+    photos = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket()]
+    out = []
+    for i in range(count):
+        photo = Image.fromarray(photos[i % len(photos)]).convert("RGB")
+        left = 8 * (i // len(photos))
+        crop = photo.crop((left, 0, left + min(photo.width - 64, 400), min(photo.height, 300)))
+        buffer = io.BytesIO()
+        crop.save(buffer, "JPEG", quality=90)
+        out.append(buffer.getvalue())
+    return out
+
+
+def serve(port: int, ready: multiprocessing.Queue) -> None:
+    """An HTTP/1.1 keep-alive server answering every GET after LATENCY_S with a JPEG."""
+    bodies = images()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                request = await reader.readuntil(b"\r\n\r\n")
+                path = request.split(b" ", 2)[1]
+                await asyncio.sleep(LATENCY_S)
+                body = bodies[int(path.rsplit(b"/", 1)[1].split(b".")[0]) % len(bodies)]
+                head = f"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: {len(body)}\r\n\r\n"
+                writer.write(head.encode() + body)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def main() -> None:
+        hosts = [f"127.0.0.{h}" for h in range(1, HOSTS + 1)]
+        server = await asyncio.start_server(handle, hosts, port, backlog=4096)
+        ready.put(port)
+        await server.serve_forever()
+
+    asyncio.run(main())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_inputs(folder: Path, port: int) -> tuple[Path, Path, list[str]]:
+    urls = [f"http://127.0.0.{1 + i % HOSTS}:{port}/img/{i}.jpg" for i in range(URLS)]
+    docs = []
+    for d in range(URLS // IMAGES_PER_DOC):
+        chunk = urls[d * IMAGES_PER_DOC : (d + 1) * IMAGES_PER_DOC]
+        texts = [f"paragraph {d}.{i} about the picture below" for i in range(len(chunk))]
+        docs.append(
+            {
+                "texts": [t for pair in zip(texts, [None] * len(chunk), strict=True) for t in pair],
+                "images": [u for pair in zip([None] * len(chunk), chunk, strict=True) for u in pair],
+                "metadata": json.dumps([None] * 2 * len(chunk)),
+                "general_metadata": json.dumps({"url": f"https://ex.org/doc/{d}"}),
+            }
+        )
+    documents, url_list = folder / "documents.parquet", folder / "urls.parquet"
+    pq.write_table(pa.Table.from_pylist(docs), documents)
+    pq.write_table(pa.table({"url": urls}), url_list)
+    return documents, url_list, urls
+
+
+def run_gdt(documents: Path, run: Path) -> tuple[float, dict]:
+    command = [
+        sys.executable, "-m", "pipeline.cli", "extract", "--input", str(documents), "--run", str(run),
+        "--quiet", "--set", "extract.allowed_networks=[127.0.0.0/8]", "--set", "runtime.num_cpus=2",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    started = time.perf_counter()
+    subprocess.run(command, cwd=ROOT, env=env, check=True, timeout=1800)
+    seconds = time.perf_counter() - started
+    manifest = read_manifest(run / "extract")
+    assert manifest is not None
+    return seconds, manifest.model_dump()
+
+
+def ensure_img2dataset() -> Path:
+    binary = I2D_VENV / "bin" / "img2dataset"
+    if not binary.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(I2D_VENV)], check=True)
+        pip = [str(I2D_VENV / "bin" / "pip"), "install", "-q", "img2dataset==1.47.0", "pillow"]
+        subprocess.run(pip, check=True, timeout=1800)
+    return binary
+
+
+def run_img2dataset(binary: Path, url_list: Path, out: Path) -> tuple[float, int]:
+    command = [
+        str(binary), "--url_list", str(url_list), "--input_format", "parquet", "--url_col", "url",
+        "--output_folder", str(out), *I2D_FLAGS, "--output_format", "files",
+    ]  # fmt: skip
+    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "WANDB_MODE": "disabled"}
+    started = time.perf_counter()
+    subprocess.run(command, env=env, check=True, timeout=1800, capture_output=True)
+    seconds = time.perf_counter() - started
+    successes = sum(json.loads(p.read_text())["successes"] for p in out.glob("*_stats.json"))
+    return seconds, successes
+
+
+def main(argv: list[str] | None = None) -> str:
+    binary = ensure_img2dataset()
+    context = multiprocessing.get_context("spawn")
+    ready: multiprocessing.Queue = context.Queue()
+    server = context.Process(target=serve, args=(free_port(), ready), daemon=True)
+    server.start()
+    try:
+        port = ready.get(timeout=60)
+        with tempfile.TemporaryDirectory() as tmp:
+            documents, url_list, urls = write_inputs(Path(tmp), port)
+            i2d_seconds, i2d_ok = run_img2dataset(binary, url_list, Path(tmp) / "i2d")
+            gdt_seconds, manifest = run_gdt(documents, Path(tmp) / "run")
+    finally:
+        server.terminate()
+        server.join()
+    refs = manifest["counts_in"]["references"]
+    kept = manifest["counts_out"]["images"]
+    stage_seconds = manifest["timings"]["seconds"]
+    i2d_rate, gdt_rate = len(urls) / i2d_seconds, refs / gdt_seconds
+    i2d = f"img2dataset 1.47.0, `{' '.join(I2D_FLAGS)}` ({i2d_ok:,} ok)"
+    gdt = f"`gdt extract` on Ray, 2 CPUs, whole command ({kept:,} distinct images kept)"
+    stage = "`gdt extract`, the stage alone (after Python and Ray start-up)"
+    body = f"""
+{len(urls):,} URLs ({refs:,} references in {refs // IMAGES_PER_DOC:,} OBELICS-style documents) on a
+loopback server with {LATENCY_S * 1000:.0f} ms latency over {HOSTS} addresses, in its own process.
+The machine is shared with other engineers' jobs (load average over 2 cores: {os.getloadavg()[0]:.1f}
+at the end): figures vary from run to run.
+
+| what | wall s | URLs/s |
+|---|---|---|
+| {i2d} | {i2d_seconds:.1f} | {i2d_rate:,.0f} |
+| {gdt} | {gdt_seconds:.1f} | {gdt_rate:,.0f} |
+| {stage} | {stage_seconds:.1f} | {refs / stage_seconds:,.0f} |
+
+gdt / img2dataset: **{gdt_rate / i2d_rate:.2f}x** (goal >= 2x); gdt refs/s wall: **{gdt_rate:,.0f}**
+(goal >= 250).
+"""
+    return write_result("fetch", "fetch: gdt extract against img2dataset on a 100 ms loopback server", body)
+
+
+if __name__ == "__main__":
+    main()
