@@ -10,7 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.extract.document import ImageRef
-from pipeline.extract.readers import detect_format, plan_parts, read_part
+from pipeline.extract.inputs import detect_format, list_files
+from pipeline.extract.readers import plan_parts, read_part
 
 
 def test_mmc4_images_go_before_their_matched_sentence_sorted_stably(tmp_path: Path):
@@ -27,11 +28,12 @@ def test_mmc4_images_go_before_their_matched_sentence_sorted_stably(tmp_path: Pa
     path = tmp_path / "docs.jsonl.gz"
     with gzip.open(path, "wt") as fh:
         fh.write(json.dumps(record) + "\n{not json\n" + json.dumps({"url": "x", "text_list": 3}) + "\n")
-    assert detect_format(path) == "mmc4"
+    assert detect_format(str(path), list_files(str(path))) == "mmc4"
     (spec,) = plan_parts(path, "mmc4", 10)
     good, bad_json, bad_lists = read_part(spec)
     assert good.items == [ImageRef("a.jpg"), ImageRef("b.jpg"), "first", "second", ImageRef("c.jpg"), "third"]
-    assert bad_json.error.startswith("invalid JSON") and bad_json.source.endswith("#line=1")
+    first_line = len(json.dumps(record)) + 1
+    assert bad_json.error.startswith("invalid JSON") and bad_json.source.endswith(f"#offset={first_line}")
     assert "must be lists" in bad_lists.error
 
 
