@@ -151,3 +151,17 @@ def test_the_command_exits_0_over_a_folder_with_an_unreadable_shard(tmp_path: Pa
     assert done.returncode == 0, done.stderr
     assert "unreadable_input" in done.stdout
     assert read_table(tmp_path / "run", "extract", "documents").num_rows == 2
+
+
+def test_an_html_page_that_cannot_be_opened_is_a_drop(tmp_path: Path):
+    root = tmp_path / "pages"
+    write_images(root)
+    (root / "good.html").write_text('<p>a</p><img src="images/a.jpg"><p>b</p><img src="images/b.jpg">')
+    (root / "gone.html").symlink_to(root / "deleted-target.html")  # listed, but opening it fails
+
+    _, drops = extract(tmp_path, root)
+
+    (unreadable,) = drops
+    assert (Path(unreadable["id"]).name, unreadable["kind"]) == ("gone.html", "input")
+    assert "FileNotFoundError" in unreadable["detail"]
+    assert read_table(tmp_path / "run", "extract", "groups").num_rows == 1
