@@ -30,6 +30,7 @@ class ExtractConfig(StageConfig):
     user_agent: str = "gdt-extract/0.1 (+https://github.com/gdt)"
     fetch_threads: int = Field(16, ge=1)  # URLs being fetched at once per part
     decode_threads: int = Field(2, ge=1)  # decoding is CPU work: about the cores a part may use
+    decode_cache_mb: int = Field(256, ge=0)  # per worker: local files decoded once, not once per part
 
     # decoding and filters (OBELICS used min side 150 and aspect <= 2)
     max_pixels: int = Field(40_000_000, ge=1)  # guards against decompression bombs
@@ -45,4 +46,6 @@ class ExtractConfig(StageConfig):
     max_images_per_document: int = Field(2000, ge=1)
     context_chars: int = Field(500, ge=0)
 
-    runtime_fields: ClassVar[frozenset[str]] = frozenset({"fetch_threads", "decode_threads"})
+    runtime_fields: ClassVar[frozenset[str]] = frozenset(
+        {"fetch_threads", "decode_threads", "decode_cache_mb"}
+    )

@@ -24,6 +24,7 @@ from manifests.ledger import InputRef, atomic_write_json, write_parquet_atomic
 from manifests.schemas import DOCUMENTS, DROPS, GROUPS, IMAGES
 from manifests.tables import part_files
 from pipeline.errors import UserError
+from pipeline.extract.cache import DecodeCache
 from pipeline.extract.config import ExtractConfig
 from pipeline.extract.decode import DecodedImage, decode_image
 from pipeline.extract.document import Document, ImageRef
@@ -123,8 +124,11 @@ class ExtractStage(Stage):
         refs = sum(1 for doc in docs for item in doc.items if isinstance(item, ImageRef))
         return {"documents": len(docs), "references": refs}
 
+    def setup(self, cfg: ExtractConfig) -> DecodeCache:
+        return DecodeCache(cfg.decode_cache_mb * 2**20)
+
     def run(self, cfg: ExtractConfig, inputs: list[Document], state: Any) -> dict[str, pa.Table]:
-        return extract_documents(inputs, cfg, local_root(cfg))
+        return extract_documents(inputs, cfg, local_root(cfg), cache=state)
 
     def finalize(self, cfg: ExtractConfig, run: Path) -> dict[str, Any]:
         removed_images = keep_first(run / self.name, "images", "image_id")
@@ -175,7 +179,9 @@ def _missing_file(target: Target | FetchFailure) -> bool:
     return isinstance(target, Target) and target.kind == "path" and not os.path.exists(target.value)
 
 
-def extract_documents(docs: list[Document], cfg: ExtractConfig, root: Path) -> dict[str, pa.Table]:
+def extract_documents(
+    docs: list[Document], cfg: ExtractConfig, root: Path, cache: DecodeCache | None = None
+) -> dict[str, pa.Table]:
     targets: dict[tuple[int, int], Target | FetchFailure] = {}
     resolved: dict[tuple, Target | FetchFailure] = {}  # resolving a path costs a realpath
     for d, doc in enumerate(docs):
@@ -190,7 +196,12 @@ def extract_documents(docs: list[Document], cfg: ExtractConfig, root: Path) -> d
                 resolved[key] = target
             targets[d, position] = resolved[key]
     unique = sorted({t for t in targets.values() if isinstance(t, Target)}, key=lambda t: (t.kind, t.value))
-    results = fetch_and_decode(unique, cfg)
+    cache = cache or DecodeCache(0)
+    results = {t: r for t in unique if (r := cache.get(t)) is not None}
+    fresh = fetch_and_decode([t for t in unique if t not in results], cfg)
+    for target, result in fresh.items():
+        cache.put(target, result)
+    results.update(fresh)
 
     documents, groups, drops = [], [], []
     images: dict[str, dict[str, Any]] = {}  # image_id -> row; the first reference's source names it
