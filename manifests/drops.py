@@ -27,6 +27,8 @@ class DropReason(StrEnum):
     TOO_MANY_REFERENCES = "too_many_references"  # beyond max_images_per_document in one document
     MALFORMED_DOCUMENT = "malformed_document"  # a document the reader cannot interpret
     DUPLICATE_DOCUMENT = "duplicate_document"  # the same source seen again; the first one stays
+    MALFORMED_REFERENCE = "malformed_reference"  # an image entry the reader cannot place in its document
+    UNREADABLE_INPUT = "unreadable_input"  # a file, row group or byte range of the input that cannot be read
     # classify
     LOW_SCORE = "low_score"
     MISSING_EMBEDDING = "missing_embedding"  # a group image has no vector in embed/embeddings
@@ -46,6 +48,7 @@ class DropKind(StrEnum):
     IMAGE = "image"
     GROUP = "group"
     DOCUMENT = "document"
+    INPUT = "input"  # a piece of the input (id: the file; detail: row group or byte offset, and the error)
 
 
 def drop_row(id: str, kind: DropKind, reason: DropReason, detail: str = "") -> dict[str, str]:

@@ -12,12 +12,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "extract",
         help="extract ordered images and candidate groups from documents",
         description=(
-            "Read documents (OBELICS parquet, MMC4 jsonl(.gz) or a folder of HTML pages), fetch and decode "
-            "their images in document order, store each image once, and cut candidate groups. Writes "
+            "Read documents (OBELICS parquet, MMC4 jsonl(.gz|.zip) or a folder of HTML pages), fetch and "
+            "decode their images in document order, store each image once, and cut candidate groups. Writes "
             "RUN/extract/{documents,images,groups,drops}."
         ),
     )
-    parser.add_argument("--input", help="documents: a parquet/jsonl file, a folder of them, or of HTML pages")
+    parser.add_argument(
+        "--input",
+        help="documents: a parquet/jsonl file, a folder of them, or of HTML pages; a local path or a URL "
+        "(s3://bucket/prefix, endpoint and credentials from AWS_ENDPOINT_URL, AWS_PROFILE ...)",
+    )
     parser.add_argument("--format", choices=["auto", "obelics", "mmc4", "html"], help="default: detected")
     parser.add_argument(
         "--retry-failed",

@@ -18,13 +18,16 @@ def _version() -> str:
 
 
 class ExtractConfig(StageConfig):
-    input: str = ""  # a parquet file/folder, a jsonl(.gz) file/folder, or a folder of HTML pages
+    input: str = ""  # parquet / jsonl(.gz|.zip) / HTML files or folders: a local path or a URL (s3://...)
     format: Literal["auto", "obelics", "mmc4", "html"] = "auto"
     docs_per_part: int = Field(256, ge=1)
 
     # references: where bytes may come from
     local_root: str | None = None  # local paths must lie under it; default: the folder holding the input
-    mmc4_image_dir: str | None = None  # MMC4 images downloaded beside the jsonl, by image_name
+    # MMC4 images stored by image_name in this folder, which is also the allowed root for them; relative
+    # to each shard's folder unless absolute; "{shard}" is the shard's name ("{shard}_images" for per-shard
+    # folders). None: images are fetched from raw_url. A missing local file falls back to its raw_url.
+    mmc4_image_dir: str | None = None
     allow_file_urls: bool = False
     allow_private_addresses: bool = False  # private, loopback, link-local, reserved addresses
     allowed_networks: list[str] = Field(default_factory=list)  # CIDRs allowed even if private
@@ -41,6 +44,7 @@ class ExtractConfig(StageConfig):
     per_host_concurrency: int = Field(16, ge=1)  # requests in flight to one host per worker
     per_host_delay_s: float = Field(0.0, ge=0)  # pause between two request starts to one host
     decode_threads: int = Field(2, ge=1)  # decoding is CPU work: about the cores a part may use
+    decode_cache_mb: int = Field(256, ge=0)  # per worker: local files decoded once, not once per part
 
     # decoding and filters (OBELICS used min side 150 and aspect <= 2)
     max_pixels: int = Field(40_000_000, ge=1)  # guards against decompression bombs
@@ -67,5 +71,6 @@ class ExtractConfig(StageConfig):
             "per_host_concurrency",
             "per_host_delay_s",
             "decode_threads",
+            "decode_cache_mb",
         }
     )

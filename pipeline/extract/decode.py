@@ -26,6 +26,7 @@ _KEPT_FORMATS = {"JPEG", "PNG", "WEBP"}  # stored as they came when nothing else
 _READ_FORMATS = _KEPT_FORMATS | {"GIF", "BMP", "TIFF", "MPO"}
 _KEPT_MODES = {"RGB", "L", "RGBA"}
 _EXIF_ORIENTATION = 0x0112
+_SCALE_ROWS = 512
 
 
 @dataclass(frozen=True)
@@ -48,14 +49,27 @@ def _normalise_mode(image: Image.Image) -> Image.Image:
     if mode in _KEPT_MODES:
         return image
     if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        # 16-bit and float images: scale the value range to 8 bits instead of clipping it.
-        array = np.asarray(image, dtype=np.float64)
-        low, high = float(array.min()), float(array.max())
-        scaled = (array - low) * (255.0 / (high - low)) if high > low else np.zeros_like(array)
-        return Image.fromarray(scaled.round().astype(np.uint8))
+        return _scale_to_8_bits(image)
     if mode in ("P", "PA", "LA", "RGBa", "La") or "transparency" in image.info:
         return image.convert("RGBA")
     return image.convert("RGB")  # CMYK, YCbCr, LAB, HSV, 1
+
+
+def _scale_to_8_bits(image: Image.Image) -> Image.Image:
+    """16-bit and float images: the value range scaled to 8 bits instead of clipped. Rows go through
+    float64 a block at a time: a whole-image float64 copy of a 6300x6300 PNG cost ~1 GB per worker, a
+    block costs ``_SCALE_ROWS`` rows (~25 MB at that width) beside the one native-width copy."""
+    low, high = image.getextrema()
+    array = np.asarray(image)
+    out = np.zeros(array.shape, dtype=np.uint8)
+    if high > low:
+        scale = 255.0 / (float(high) - float(low))
+        for start in range(0, array.shape[0], _SCALE_ROWS):
+            block = array[start : start + _SCALE_ROWS].astype(np.float64)
+            block -= low
+            block *= scale
+            out[start : start + _SCALE_ROWS] = block.round()
+    return Image.fromarray(out)
 
 
 def _encode(image: Image.Image, source_format: str, cfg: ExtractConfig) -> tuple[bytes, str]:
@@ -100,12 +114,12 @@ def _validate(image: Image.Image, data: bytes, cfg: ExtractConfig) -> DecodedIma
         return FetchFailure(DropReason.TOO_SMALL, f"{width}x{height}, shorter side < {cfg.min_side}")
     if max(width, height) / max(min(width, height), 1) > cfg.max_aspect:
         return FetchFailure(DropReason.BAD_ASPECT, f"{width}x{height}, aspect > {cfg.max_aspect}")
-    animated = getattr(image, "n_frames", 1) > 1
-    rotated = image.getexif().get(_EXIF_ORIENTATION, 1) not in (0, 1)
-    try:
+    try:  # past the header: reading frames, EXIF or pixels can meet truncated or corrupt data
+        animated = getattr(image, "n_frames", 1) > 1
+        rotated = image.getexif().get(_EXIF_ORIENTATION, 1) not in (0, 1)
         image.seek(0)
         image.load()
-    except Exception as err:  # truncated or corrupt pixel data
+    except Exception as err:
         return FetchFailure(DropReason.DECODE_ERROR, f"{type(err).__name__}: {err}")
     normalised = _normalise_mode(ImageOps.exif_transpose(image) if rotated else image)
     needs_encoding = animated or rotated or normalised is not image or source_format not in _KEPT_FORMATS

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 class ImageRef:
     ref: str  # the reference as written (URL, path, data: URI)
     alt: str | None = None
+    fallback: str | None = None  # tried when ``ref`` is a local file that is missing (MMC4 raw_url)
 
 
 @dataclass
@@ -17,3 +18,6 @@ class Document:
     items: list[str | ImageRef] = field(default_factory=list)  # text blocks and references, in order
     base: str = ""  # what relative references resolve against: a folder path or the page URL
     error: str | None = None  # set when the document is malformed; items are then empty
+    root: str | None = None  # local references must lie under it; None: the stage's local root
+    rejected: list[str] = field(default_factory=list)  # entries the reader could not place (the reason)
+    unreadable: bool = False  # not a document: a piece of input (file, row group, line range) unreadable

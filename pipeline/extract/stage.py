@@ -10,8 +10,10 @@ depend on how parts were scheduled.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,47 +22,51 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from manifests.drops import DropKind, DropReason, drop_row
-from manifests.ledger import InputRef, write_parquet_atomic
+from manifests.ledger import InputRef, atomic_write_json, write_parquet_atomic
 from manifests.schemas import DOCUMENTS, DROPS, GROUPS, IMAGES
 from manifests.tables import part_files
 from pipeline.errors import UserError
+from pipeline.extract.cache import DecodeCache
 from pipeline.extract.config import ExtractConfig
 from pipeline.extract.crawler import Crawler
 from pipeline.extract.decode import DecodedImage, decode_image
 from pipeline.extract.document import Document, ImageRef
 from pipeline.extract.fetch import FetchFailure, Target, read_local, resolve
 from pipeline.extract.grouping import KeptImage, candidate_groups
-from pipeline.extract.readers import FORMATS, PartSpec, detect_format, plan_parts, read_part
+from pipeline.extract.inputs import InputFile, detect_format, fingerprint, is_remote, list_files, normalise
+from pipeline.extract.readers import FORMATS, PartSpec, plan_parts, read_part
 from pipeline.extract.retry import Previous, mark_failed_parts, previous_results, remove_copies
 from pipeline.runner import Part, Stage
+
+PLAN_CACHE = "_plan.json"  # the parts of the input, kept so that a resumed run does not plan again
+
+
+@dataclass
+class Worker:
+    """What a worker keeps between parts."""
+
+    crawler: Crawler
+    cache: DecodeCache
 
 
 def doc_id_of(source: str) -> str:
     return hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
-def input_path(cfg: ExtractConfig) -> Path:
+def input_uri(cfg: ExtractConfig) -> str:
+    """The input as a local absolute path or a URL (``s3://bucket/prefix``, any fsspec URL)."""
     if not cfg.input:
         raise UserError("no input given: pass --input PATH (or set extract.input)")
-    path = Path(cfg.input).expanduser().resolve()
-    if not path.exists():
-        raise UserError(f"input not found: {path}")
-    return path
+    return normalise(cfg.input)
 
 
 def local_root(cfg: ExtractConfig) -> Path:
-    """Local references must stay under this folder: by default the one holding the input."""
-    return Path(cfg.local_root).expanduser().resolve() if cfg.local_root else input_path(cfg).parent
-
-
-def _fingerprint(path: Path) -> str:
-    """Cheap identity of the input files (name, size, mtime): changes when any document file changes."""
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    digest = hashlib.sha256()
-    for file in files:
-        stat = file.stat()
-        digest.update(f"{file.relative_to(path.parent)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:16]
+    """Local references must stay under this folder: by default the one holding the input. The references
+    of a remote input resolve against its URL, never a local path: no local folder is allowed for them."""
+    if cfg.local_root:
+        return Path(cfg.local_root).expanduser().resolve()
+    uri = input_uri(cfg)
+    return Path(os.devnull) if is_remote(uri) else Path(uri).parent
 
 
 def _source_of(target: Target, root: Path) -> str:
@@ -92,38 +98,57 @@ class ExtractStage(Stage):
         "drops": DROPS,
     }
 
+    def _listing(self, cfg: ExtractConfig) -> tuple[str, list[InputFile]]:
+        """The input listed once per command: ``input_refs`` lists, ``plan`` reuses (and forgets) it."""
+        uri = input_uri(cfg)
+        cached = self.__dict__.get("_listed")
+        if cached is None or cached[0] != uri:
+            cached = (uri, list_files(uri))
+            self._listed = cached
+        return cached
+
     def input_refs(self, cfg: ExtractConfig, run: Path) -> list[InputRef]:
-        path = input_path(cfg)
-        return [InputRef(path=str(path), hash=_fingerprint(path))]
+        uri, files = self._listing(cfg)
+        return [InputRef(path=uri, hash=fingerprint(uri, files))]
 
     def plan(self, cfg: ExtractConfig, run: Path) -> list[Part]:
-        path = input_path(cfg)
-        fmt = detect_format(path) if cfg.format == "auto" else cfg.format
+        uri, files = self._listing(cfg)
+        self.__dict__.pop("_listed", None)  # not shipped to the workers with the stage
+        fmt = detect_format(uri, files) if cfg.format == "auto" else cfg.format
         if fmt not in FORMATS:
             raise UserError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-        return [Part(i, spec) for i, spec in enumerate(plan_parts(path, fmt, cfg.docs_per_part))]
+        key = {"input": uri, "fingerprint": fingerprint(uri, files), "format": fmt, "docs": cfg.docs_per_part}
+        cache = run / self.name / PLAN_CACHE
+        cached = json.loads(cache.read_text()) if cache.exists() else None
+        if cached and cached.get("key") == key:
+            specs = [PartSpec.from_json(s) for s in cached["parts"]]
+        else:
+            specs = plan_parts(uri, fmt, cfg.docs_per_part, files)
+            atomic_write_json(cache, {"key": key, "parts": [s.to_json() for s in specs]})
+        return [Part(i, spec) for i, spec in enumerate(specs)]
 
     def load(self, cfg: ExtractConfig, run: Path, part: Part) -> list[Document]:
         spec: PartSpec = part.payload
         return read_part(spec, cfg.mmc4_image_dir)
 
     def count_in(self, inputs: list[Document]) -> dict[str, int]:
-        refs = sum(1 for doc in inputs for item in doc.items if isinstance(item, ImageRef))
-        return {"documents": len(inputs), "references": refs}
+        docs = [doc for doc in inputs if not doc.unreadable]
+        refs = sum(1 for doc in docs for item in doc.items if isinstance(item, ImageRef))
+        return {"documents": len(docs), "references": refs}
 
-    def setup(self, cfg: ExtractConfig) -> Crawler:
-        """The worker's crawler: its HTTP connections outlive the part (one per actor)."""
-        return Crawler(cfg)
+    def setup(self, cfg: ExtractConfig) -> Worker:
+        """The worker's crawler (its HTTP connections outlive the part, one per actor) and decode cache."""
+        return Worker(Crawler(cfg), DecodeCache(cfg.decode_cache_mb * 2**20))
 
-    def run(self, cfg: ExtractConfig, inputs: list[Document], state: Crawler) -> dict[str, pa.Table]:
-        return extract_documents(inputs, cfg, local_root(cfg), state)
+    def run(self, cfg: ExtractConfig, inputs: list[Document], state: Worker) -> dict[str, pa.Table]:
+        return extract_documents(inputs, cfg, local_root(cfg), state.crawler, cache=state.cache)
 
     def write(
-        self, cfg: ExtractConfig, inputs: list[Document], state: Crawler, stage_dir: Path
+        self, cfg: ExtractConfig, inputs: list[Document], state: Worker, stage_dir: Path
     ) -> dict[str, pa.Table]:
         """As ``run``, reusing what an earlier run of the part settled when it runs again to retry."""
         previous = previous_results(stage_dir, doc_id_of(inputs[0].source)) if inputs else None
-        return extract_documents(inputs, cfg, local_root(cfg), state, previous)
+        return extract_documents(inputs, cfg, local_root(cfg), state.crawler, previous, state.cache)
 
     def mark_failed_parts(self, cfg: ExtractConfig, run: Path) -> tuple[int, int]:
         """For ``--retry-failed``: the parts with failed fetches run again (see ``retry.py``)."""
@@ -175,39 +200,59 @@ def fetch_and_decode(
         return {t: f.result() for t, f in pending.items()}
 
 
+def _missing_file(target: Target | FetchFailure) -> bool:
+    return isinstance(target, Target) and target.kind == "path" and not os.path.exists(target.value)
+
+
 def extract_documents(
     docs: list[Document],
     cfg: ExtractConfig,
     root: Path,
     crawler: Crawler | None = None,
     previous: Previous | None = None,
+    cache: DecodeCache | None = None,
 ) -> dict[str, pa.Table]:
     """One part's tables; ``crawler`` is the worker's (a throwaway one when None); ``previous`` what an
-    earlier run of the part settled (only the rest is fetched again)."""
+    earlier run of the part settled (only the rest is fetched again); ``cache`` the worker's decodes."""
     targets: dict[tuple[int, int], Target | FetchFailure] = {}
-    resolved: dict[tuple[str, str], Target | FetchFailure] = {}  # resolving a path costs a realpath
+    resolved: dict[tuple, Target | FetchFailure] = {}  # resolving a path costs a realpath
     for d, doc in enumerate(docs):
+        doc_root = Path(doc.root) if doc.root else root
         refs = [item for item in doc.items if isinstance(item, ImageRef)]
         for position, ref in enumerate(refs[: cfg.max_images_per_document]):
-            key = (ref.ref, doc.base)
+            key = (ref.ref, ref.fallback, doc.base, doc_root)
             if key not in resolved:
-                resolved[key] = resolve(ref.ref, doc.base, cfg, root)
+                target = resolve(ref.ref, doc.base, cfg, doc_root)
+                if ref.fallback and _missing_file(target):  # a local copy never downloaded: its URL
+                    target = resolve(ref.fallback, doc.base, cfg, doc_root)
+                resolved[key] = target
             targets[d, position] = resolved[key]
     known = _settled_before(docs, targets, root, previous) if previous else {}
-    unique = {t for t in targets.values() if isinstance(t, Target) and t not in known}
+    unique = sorted(
+        {t for t in targets.values() if isinstance(t, Target) and t not in known},
+        key=lambda t: (t.kind, t.value),
+    )
+    cache = cache or DecodeCache(0)
+    results = {t: r for t in unique if (r := cache.get(t)) is not None}
     own = crawler is None
     crawler = crawler or Crawler(cfg)
     try:
-        results = fetch_and_decode(sorted(unique, key=lambda t: (t.kind, t.value)), cfg, crawler)
+        fresh = fetch_and_decode([t for t in unique if t not in results], cfg, crawler)
     finally:
         if own:
             crawler.close()
+    for target, result in fresh.items():
+        cache.put(target, result)
+    results.update(fresh)
     results.update(known)
 
     documents, groups, drops = [], [], []
     images: dict[str, dict[str, Any]] = {}  # image_id -> row; the first reference's source names it
     seen_docs: set[str] = set()
     for d, doc in enumerate(docs):
+        if doc.unreadable:
+            drops.append(drop_row(doc.source, DropKind.INPUT, DropReason.UNREADABLE_INPUT, str(doc.error)))
+            continue
         doc_id = doc_id_of(doc.source)
         if doc.error is not None:
             drops.append(drop_row(doc_id, DropKind.DOCUMENT, DropReason.MALFORMED_DOCUMENT, doc.error))
@@ -217,7 +262,10 @@ def extract_documents(
             drops.append(drop_row(doc_id, DropKind.DOCUMENT, DropReason.DUPLICATE_DOCUMENT, detail))
             continue
         seen_docs.add(doc_id)
-        record = _document_tables(d, doc, doc_id, cfg, root, targets, results, images, drops)
+        for detail in doc.rejected:
+            drops.append(drop_row(doc_id, DropKind.REFERENCE, DropReason.MALFORMED_REFERENCE, detail))
+        doc_root = Path(doc.root) if doc.root else root
+        record = _document_tables(d, doc, doc_id, cfg, doc_root, targets, results, images, drops)
         documents.append(record["document"])
         groups.extend(record["groups"])
     return {

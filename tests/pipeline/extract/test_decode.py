@@ -2,7 +2,11 @@
 
 import hashlib
 import io
+import os
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -87,3 +91,46 @@ def test_same_pixels_same_id_and_near_duplicates_have_close_phash():
     assert a.image_id == decode_image(badimages.jpeg(), CFG).image_id
     assert a.image_id != b.image_id
     assert bin(a.phash ^ b.phash).count("1") <= 8
+
+
+def test_size_and_aspect_are_decided_from_the_header_before_the_pixels():
+    # Pixel data cut off: only a decode would notice, so a too_small/bad_aspect answer shows none was done.
+    icon = badimages.encode(badimages.photo((32, 32)), "PNG")
+    banner = badimages.encode(badimages.photo((900, 200)), "PNG")
+    assert decode_image(icon[:60], CFG).reason == "too_small"
+    assert decode_image(banner[:60], CFG).reason == "bad_aspect"
+    square = badimages.encode(badimages.photo((300, 300)), "PNG")
+    assert decode_image(square[:60], CFG).reason == "decode_error"
+
+
+_PEAK_SCRIPT = """
+import resource, sys
+from pipeline.extract.config import ExtractConfig
+from pipeline.extract.decode import decode_image
+data = open(sys.argv[1], "rb").read()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+result = decode_image(data, ExtractConfig())
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(result.width, result.height, (after - before) // 1024)
+"""
+
+
+@pytest.mark.slow
+def test_wide_16_bit_png_decodes_without_a_float64_copy_of_the_image(tmp_path):
+    """A 6300x6300 16-bit PNG (~0.25 MB of file) under max_pixels: the whole-image float64 conversion
+    peaked at ~1 GB; native data plus 8-bit output is ~200 MB."""
+    side = 6300
+    ramp = np.arange(side, dtype=np.uint32)[None, :] * 10 + np.arange(side, dtype=np.uint32)[:, None]
+    path = tmp_path / "deep.png"
+    Image.fromarray(ramp.astype(np.uint16)).save(path)
+    del ramp
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK_SCRIPT, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    width, height, peak_mb = map(int, done.stdout.split())
+    assert (width, height) == (side, side)
+    assert peak_mb < 500, f"decoding took {peak_mb} MB above the baseline"
