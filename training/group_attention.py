@@ -5,15 +5,18 @@ embeddings and cross-attention stay per image. Only inside self-attention are th
 regrouped, so that every image token attends to the tokens of all n images of its group:
 
 - PixArt (self-attn / cross-attn / FFN): the self-attention of (B*n, L, C) runs on (B, n*L, C).
-- SD3 (joint attention over [x_i; c_i]): a masked joint attention over the group's image and text
-  tokens. Image tokens see every image token of the group and their own caption (or every caption of
-  the group with `image_sees_other_captions`); text tokens see only their own image and their own text.
+- SD3 and FLUX (joint attention over [x_i; c_i]): a masked joint attention over the group's image and
+  text tokens, in FLUX's double-stream blocks (text and image streams apart) and single-stream blocks
+  (one [c_i; x_i] sequence per image, split at the text length) alike. Image tokens see every image
+  token of the group and their own caption (or every caption of the group with
+  `image_sees_other_captions`); text tokens see only their own image and their own text.
   Two implementations that must agree: "mask" (one SDPA call with a boolean mask) and "split" (unmasked
   SDPA calls over gathered keys, one per query set: flash-attention friendly, no mask tensor).
 
 The group size lives on a shared `GroupContext` that every installed processor reads, because diffusers
 drops unknown `cross_attention_kwargs` keys: set `context.group_size` before each forward.
-Input: a `PixArtTransformer2DModel` or `SD3Transformer2DModel`. Output: the same model, processors swapped.
+Input: a `PixArtTransformer2DModel`, `SD3Transformer2DModel` or `FluxTransformer2DModel`. Output: the
+same model, processors swapped.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from diffusers import PixArtTransformer2DModel, SD3Transformer2DModel
+from diffusers import FluxTransformer2DModel, PixArtTransformer2DModel, SD3Transformer2DModel
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
+from diffusers.models.embeddings import apply_rotary_emb
+from diffusers.models.transformers.transformer_flux import _get_qkv_projections
 
 AttentionImpl = Literal["mask", "split"]
 
@@ -36,6 +41,7 @@ class GroupContext:
     group_size: int = 1
     image_sees_other_captions: bool = False
     impl: AttentionImpl = "mask"
+    text_len: int = 0  # FLUX: caption tokens at the head of each single-stream row, set at every forward
 
     def groups(self, rows: int) -> int:
         """Number of groups B in a batch of `rows` = B*n image rows; fails loudly on a ragged batch."""
@@ -227,6 +233,64 @@ class SD3GroupJointAttnProcessor:
         return attn.to_out[1](attn.to_out[0](image_out)), text_out
 
 
+class FluxGroupAttnProcessor:
+    """FLUX's attention with group attention, for double-stream and single-stream blocks.
+
+    Rotary embeddings are applied per image row exactly as the stock processor does (each image keeps
+    its own positions), then the rows' text and image tokens go through the group's joint attention.
+    """
+
+    def __init__(self, context: GroupContext):
+        self.context = context
+
+    def __call__(
+        self,
+        attn: torch.nn.Module,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        image_rotary_emb: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        if attention_mask is not None:
+            raise ValueError("FluxGroupAttnProcessor builds its own mask; attention_mask must be None")
+        n = self.context.group_size
+        self.context.groups(hidden_states.shape[0])
+        q, k, v, cq, ck, cv = _get_qkv_projections(attn, hidden_states, encoder_hidden_states)
+        q, k, v = (x.unflatten(-1, (-1, attn.head_dim)) for x in (q, k, v))  # (B*n, S, h, d)
+        q, k = attn.norm_q(q), attn.norm_k(k)
+        if encoder_hidden_states is None:  # single-stream: each row is [text; image] already
+            text_len = self.context.text_len
+        else:
+            cq, ck, cv = (x.unflatten(-1, (-1, attn.head_dim)) for x in (cq, ck, cv))
+            cq, ck = attn.norm_added_q(cq), attn.norm_added_k(ck)
+            q, k, v = (torch.cat(pair, dim=1) for pair in ((cq, q), (ck, k), (cv, v)))
+            text_len = encoder_hidden_states.shape[1]
+        if image_rotary_emb is not None:
+            q = apply_rotary_emb(q, image_rotary_emb, sequence_dim=1)
+            k = apply_rotary_emb(k, image_rotary_emb, sequence_dim=1)
+        q, k, v = (x.transpose(1, 2) for x in (q, k, v))  # (B*n, h, T + L, d)
+        text, image = slice(None, text_len), slice(text_len, None)
+        image_out, text_out = JOINT_IMPLS[self.context.impl](
+            q[:, :, image], k[:, :, image], v[:, :, image], q[:, :, text], k[:, :, text], v[:, :, text],
+            n, self.context.image_sees_other_captions,
+        )  # fmt: skip
+        out = torch.cat([text_out, image_out], dim=2).transpose(1, 2).flatten(2, 3).to(q.dtype)
+        if encoder_hidden_states is None:
+            return out
+        image_out = attn.to_out[1](attn.to_out[0](out[:, text_len:].contiguous()))
+        return image_out, attn.to_add_out(out[:, :text_len].contiguous())
+
+
+def _record_flux_text_len(context: GroupContext):
+    """A forward pre-hook: single-stream blocks learn where a row's text ends from the model's input."""
+
+    def hook(module, args, kwargs):
+        text = kwargs.get("encoder_hidden_states", args[1] if len(args) > 1 else None)
+        context.text_len = text.shape[1]
+
+    return hook
+
+
 #################################################################################
 #                                  Installation                                 #
 #################################################################################
@@ -253,10 +317,17 @@ def enable_group_attention(
             block.attn.set_processor(SD3GroupJointAttnProcessor(context))
             if block.attn2 is not None:
                 block.attn2.set_processor(SD3GroupJointAttnProcessor(context))
+    elif isinstance(model, FluxTransformer2DModel):
+        for block in [*model.transformer_blocks, *model.single_transformer_blocks]:
+            block.attn.set_processor(FluxGroupAttnProcessor(context))
+        for handle in getattr(model, "_group_attention_hooks", []):  # installing twice keeps one hook
+            handle.remove()
+        hook = model.register_forward_pre_hook(_record_flux_text_len(context), with_kwargs=True)
+        model._group_attention_hooks = [hook]
     else:
         raise TypeError(
-            "group attention supports PixArtTransformer2DModel and SD3Transformer2DModel, "
-            f"not {type(model).__name__}"
+            "group attention supports PixArtTransformer2DModel, SD3Transformer2DModel and "
+            f"FluxTransformer2DModel, not {type(model).__name__}"
         )
     return context
 
@@ -265,6 +336,8 @@ def group_context(model: torch.nn.Module) -> GroupContext:
     """The context installed on `model` by `enable_group_attention` (fails if none was installed)."""
     for module in model.modules():
         processor = getattr(module, "processor", None)
-        if isinstance(processor, PixArtGroupAttnProcessor | SD3GroupJointAttnProcessor):
+        if isinstance(
+            processor, PixArtGroupAttnProcessor | SD3GroupJointAttnProcessor | FluxGroupAttnProcessor
+        ):
             return processor.context
     raise ValueError("group attention is not enabled on this model: call enable_group_attention first")

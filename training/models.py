@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, PixArtTransformer2DModel, SD3Transformer2DModel, StableDiffusion3Pipeline
+from diffusers import (
+    AutoencoderKL,
+    FluxTransformer2DModel,
+    PixArtTransformer2DModel,
+    SD3Transformer2DModel,
+    StableDiffusion3Pipeline,
+)
 from tokenizers import Tokenizer, decoders, pre_tokenizers, processors
 from tokenizers.models import BPE
 from transformers import (
@@ -59,6 +65,20 @@ TRANSFORMER_PRESETS: dict[str, tuple[type, dict]] = {
             pos_embed_max_size=32,
         ),
     ),
+    # FLUX-style double- and single-stream blocks; 8x8x4 latents become 16 tokens of 2x2 patches (16 wide).
+    "flux-tiny": (
+        FluxTransformer2DModel,
+        dict(
+            in_channels=16,
+            num_layers=1,
+            num_single_layers=1,
+            attention_head_dim=16,
+            num_attention_heads=2,
+            joint_attention_dim=32,
+            pooled_projection_dim=32,
+            axes_dims_rope=(4, 6, 6),
+        ),
+    ),
     # SD3-medium (2B): 24 layers of 24 heads x 64; 512 px crops its 192-wide position table to 64 latents.
     "sd3-medium": (
         SD3Transformer2DModel,
@@ -75,7 +95,11 @@ TRANSFORMER_PRESETS: dict[str, tuple[type, dict]] = {
     ),
 }
 
-ARCH_CLASSES = {"pixart": PixArtTransformer2DModel, "sd3": SD3Transformer2DModel}
+ARCH_CLASSES = {
+    "pixart": PixArtTransformer2DModel,
+    "sd3": SD3Transformer2DModel,
+    "flux": FluxTransformer2DModel,
+}
 
 
 def build_transformer(arch: str, preset: str | None, pretrained: str | None) -> torch.nn.Module:

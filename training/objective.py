@@ -100,6 +100,8 @@ class Denoiser:
 
     def __call__(self, x_t: torch.Tensor, timestep: torch.Tensor, text: TextEmbeddings) -> torch.Tensor:
         rows, channels, h, w = x_t.shape
+        if self.arch == "flux":
+            return self._flux(x_t, timestep, text)
         if self.arch == "sd3":
             return self.model(
                 hidden_states=x_t,
@@ -121,3 +123,33 @@ class Denoiser:
             added_cond_kwargs=added,
         ).sample
         return out[:, :channels]  # drop learned-variance channels when present
+
+    def _flux(self, x_t: torch.Tensor, timestep: torch.Tensor, text: TextEmbeddings) -> torch.Tensor:
+        """FLUX takes 2x2 latent patches as tokens, (row, col) position ids and timesteps in [0, 1]."""
+        rows, channels, h, w = x_t.shape
+        tokens = x_t.view(rows, channels, h // 2, 2, w // 2, 2).permute(0, 2, 4, 1, 3, 5)
+        grid = torch.stack(
+            torch.meshgrid(torch.arange(h // 2), torch.arange(w // 2), indexing="ij"), dim=-1
+        ).flatten(0, 1)  # (L, 2)
+        img_ids = torch.cat([torch.zeros(len(grid), 1), grid], dim=1).to(x_t.device, x_t.dtype)
+        guidance = None
+        if self.model_config().guidance_embeds:  # guidance-distilled FLUX.1-dev: trained at guidance 1
+            guidance = torch.ones(rows, device=x_t.device, dtype=x_t.dtype)
+        out = self.model(
+            hidden_states=tokens.reshape(rows, (h // 2) * (w // 2), channels * 4),
+            encoder_hidden_states=text.hidden,
+            pooled_projections=text.pooled,
+            timestep=timestep / 1000,
+            img_ids=img_ids,
+            txt_ids=torch.zeros(text.hidden.shape[1], 3, device=x_t.device, dtype=x_t.dtype),
+            guidance=guidance,
+        ).sample
+        out = out.view(rows, h // 2, w // 2, channels, 2, 2).permute(0, 3, 1, 4, 2, 5)
+        return out.reshape(rows, channels, h, w)
+
+    def model_config(self):
+        """The wrapped transformer's config, through DDP/compile wrappers."""
+        model = self.model
+        while not hasattr(model, "config") and hasattr(model, "module"):
+            model = model.module
+        return getattr(model, "config", None) or model._orig_mod.config

@@ -22,7 +22,7 @@ def fresh_accelerate_state():
     GradientState._reset_state()
 
 
-@pytest.fixture(params=["pixart", "sd3"])
+@pytest.fixture(params=["pixart", "sd3", "flux"])
 def arch(request) -> str:
     """Each architecture group attention supports."""
     return request.param

@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-from tests.training.tiny import ARCHS, tiny_transformer
+from tests.training.tiny import ARCHS, SHARED, TOKENS, tiny_transformer
 from training.group_attention import (
     enable_group_attention,
     group_context,
@@ -47,7 +47,7 @@ def test_permuting_a_group_permutes_outputs(arch):
     enable_group_attention(model, group_size=4)
     inputs = ARCHS[arch](rows=8)
     perm = torch.tensor([2, 0, 3, 1, 4, 5, 6, 7])  # shuffle group 0, keep group 1
-    permuted = {k: (v[perm] if torch.is_tensor(v) else v) for k, v in inputs.items()}
+    permuted = {k: (v[perm] if torch.is_tensor(v) and k not in SHARED else v) for k, v in inputs.items()}
     torch.testing.assert_close(run(model, permuted), run(model, inputs)[perm], rtol=1e-5, atol=1e-5)
 
 
@@ -142,3 +142,23 @@ def test_switch_changes_what_images_see():
 def test_unsupported_model_is_refused():
     with pytest.raises(TypeError, match="PixArtTransformer2DModel"):
         enable_group_attention(torch.nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize("impl", ["mask", "split"])
+def test_flux_single_stream_text_sees_only_its_own_image(impl):
+    """In a single-stream row [text; image], text tokens see their own image, image tokens the group's."""
+    model = tiny_transformer("flux")
+    context = enable_group_attention(model, group_size=2, impl=impl)
+    run(model, ARCHS["flux"](rows=2))
+    assert context.text_len == TOKENS, "the model's forward records where a row's text ends"
+    attn = model.single_transformer_blocks[0].attn
+    x = torch.randn(2, TOKENS + 16, attn.inner_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        base = attn(x)
+        other, own = x.clone(), x.clone()
+        other[1, TOKENS:] += 1.0  # the other image of the group
+        own[0, TOKENS:] += 1.0  # the row's own image
+        after_other, after_own = attn(other), attn(own)
+    assert torch.equal(after_other[0, :TOKENS], base[0, :TOKENS]), "text must not see the group's others"
+    assert (after_other[0, TOKENS:] - base[0, TOKENS:]).abs().amax() > 1e-4, "images see the group"
+    assert (after_own[0, :TOKENS] - base[0, :TOKENS]).abs().amax() > 1e-4, "text sees its own image"

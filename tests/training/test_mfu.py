@@ -68,7 +68,7 @@ def test_meta_twin_counts_what_the_real_model_computes(arch, impl):
     inputs = ARCHS[arch](rows=B * N)
     pooled = inputs.get("pooled_projections")
     text = TextEmbeddings(inputs["encoder_hidden_states"], torch.ones(B * N, 8), pooled)
-    x0, timestep = inputs["hidden_states"], torch.zeros(B * N)
+    x0, timestep = torch.randn(B * N, 4, 8, 8), torch.zeros(B * N)  # latents (FLUX packs them itself)
     real = forward_flops(lambda: Denoiser(model, arch, 2)(x0, timestep, text))
     assert context.group_size == N
     assert StepFlops(model, arch, 2, False)(x0, text, N) == 3 * real

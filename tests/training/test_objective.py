@@ -147,3 +147,29 @@ def test_group_timestep_leaves_references_at_zero():
     group_loss(denoiser, FlowMatching(), x0, torch.randn_like(x0), text, references, torch.Generator(), 3)
     t = seen[0]
     assert t[0] == 0 and t[5] == 0 and t[1] == t[2] > 0 and t[3] == t[4] > 0 and t[1] != t[3]
+
+
+def test_flux_denoiser_packs_patches_as_the_flux_pipeline_does():
+    """Latents -> 2x2-patch tokens and ids exactly as FluxPipeline makes them; the output unpacked back."""
+    from types import SimpleNamespace
+
+    from diffusers import FluxPipeline
+
+    seen = {}
+
+    class Echo(torch.nn.Module):
+        config = SimpleNamespace(guidance_embeds=False)
+
+        def forward(self, **kwargs):
+            seen.update(kwargs)
+            return SimpleNamespace(sample=kwargs["hidden_states"])
+
+    x = torch.randn(3, 4, 8, 6)
+    text = TextEmbeddings(torch.randn(3, 5, 32), torch.ones(3, 5), torch.randn(3, 32))
+    out = Denoiser(Echo(), "flux", 8)(x, torch.full((3,), 500.0), text)
+    torch.testing.assert_close(out, x, rtol=0, atol=0)
+    torch.testing.assert_close(seen["hidden_states"], FluxPipeline._pack_latents(x, 3, 4, 8, 6))
+    torch.testing.assert_close(
+        seen["img_ids"], FluxPipeline._prepare_latent_image_ids(3, 4, 3, "cpu", x.dtype)
+    )
+    assert seen["txt_ids"].shape == (5, 3) and (seen["timestep"] == 0.5).all() and seen["guidance"] is None

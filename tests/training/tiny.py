@@ -29,7 +29,22 @@ def sd3_inputs(rows: int, seed: int = 0) -> dict:
     )
 
 
-ARCHS = {"pixart": pixart_inputs, "sd3": sd3_inputs}
+def flux_inputs(rows: int, seed: int = 0) -> dict:
+    """Random FLUX forward arguments: 16 packed tokens (a 4x4 grid of 2x2 patches) per image row."""
+    g = torch.Generator().manual_seed(seed)
+    grid = torch.stack(torch.meshgrid(torch.arange(4), torch.arange(4), indexing="ij"), -1).flatten(0, 1)
+    return dict(
+        hidden_states=torch.randn(rows, 16, 16, generator=g),
+        encoder_hidden_states=torch.randn(rows, TOKENS, 32, generator=g),
+        pooled_projections=torch.randn(rows, 32, generator=g),
+        timestep=torch.rand(rows, generator=g),
+        img_ids=torch.cat([torch.zeros(16, 1), grid.float()], dim=1),
+        txt_ids=torch.zeros(TOKENS, 3),
+    )
+
+
+ARCHS = {"pixart": pixart_inputs, "sd3": sd3_inputs, "flux": flux_inputs}
+SHARED = {"img_ids", "txt_ids"}  # position ids shared by every row: not per-row inputs
 
 
 def tiny_transformer(arch: str, seed: int = 0) -> torch.nn.Module:
