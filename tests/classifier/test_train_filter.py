@@ -165,3 +165,13 @@ def test_filter_on_ray_scores_like_one_process(embedded_run, ray_cluster):
     assert main(["classify", "filter", "--run", str(run), "--quiet", "--force"]) == 0
     on_ray = read_table(run, "classify", "scores").sort_by("group_id").to_pylist()
     assert on_ray == local and len(on_ray) == len(truth)
+
+
+def test_tied_groups_are_left_out_of_training(embedded_run):
+    from classifier.train import load_training_data
+
+    run, truth = embedded_run
+    tied = sorted(truth)[0]
+    write_labels(run, {**truth, tied: "tie"})  # `gdt label export` marks even votes so
+    data = load_training_data(run)
+    assert tied not in list(data.group_ids) and len(data.group_ids) == len(truth) - 1
