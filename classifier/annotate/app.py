@@ -22,6 +22,7 @@ from classifier.annotate.auth import LoginRequiredError, cross_origin
 from classifier.annotate.config import LabelConfig
 from classifier.annotate.index import GroupIndex
 from classifier.annotate.queue import LabelQueue, prepare_queue
+from classifier.annotate.retrain import Retrainer
 from classifier.annotate.store import LabelStore
 from classifier.annotate.thumbs import ThumbnailCache
 
@@ -48,6 +49,7 @@ class LabelState:
     queue: LabelQueue
     thumbs: ThumbnailCache
     order: str
+    retrainer: Retrainer | None = None
 
     def group_view(self, group_id: str, annotator_id: int) -> dict[str, Any] | None:
         """A group as the page and the API show it: images in document order with their context."""
@@ -68,6 +70,7 @@ class LabelState:
             "source_url": source if urlsplit(source).scheme in ("http", "https") else None,
             "images": images,
             "your_label": self.store.value(annotator_id, group_id),
+            "model_score": self.retrainer.score(group_id) if self.retrainer else None,
         }
 
     def progress(self, annotator_id: int) -> dict[str, int]:
@@ -99,14 +102,28 @@ def open_state(run: Path, cfg: LabelConfig, progress: Callable[[str], None] = pr
     index = GroupIndex.open(run, cfg.context_chars, progress)
     store = LabelStore(run / "labels" / "labels.sqlite")
     order = prepare_queue(store, index, cfg, run, progress)
+    queue = LabelQueue(store, cfg.labels_per_group, cfg.lease_seconds)
+    retrainer = None
+    if cfg.retrain_every > 0:
+        retrainer = Retrainer(
+            run,
+            store.path,
+            lambda: [group_id for group_id, _ in index.sources()],
+            queue.set_priority,
+            every=cfg.retrain_every,
+            pool=cfg.retrain_pool,
+            seed=cfg.seed,
+            log=progress,
+        ).start()
     return LabelState(
         run=run,
         cfg=cfg,
         index=index,
         store=store,
-        queue=LabelQueue(store, cfg.labels_per_group, cfg.lease_seconds),
+        queue=queue,
         thumbs=ThumbnailCache(run / "labels" / "thumbs", index, cfg.thumb_size),
         order=order,
+        retrainer=retrainer,
     )
 
 
