@@ -4,8 +4,13 @@ Writes a synthetic run (groups table with the manifests schema, a small pool of 
 starts ``gdt label serve`` in its own process, and times, over real HTTP on loopback, a labelling
 session: ``GET /api/next`` (then a label is posted, so the queue moves) and the label page ``GET /``.
 Prints a markdown snippet for BENCHMARKS.md. Goal: p95 under 50 ms, not growing with the run size.
+With ``--retrain-every K`` the run is also embedded (offline encoder, the 64 pool images) and each size
+is measured twice, ``label.retrain_every=0`` and ``=K``: with retraining on, 10 labels are posted first
+and the timing starts once a model score shows (pool loaded, first fit done), so the timed requests
+run while the background retrainer refits every K labels.
 
     .venv/bin/python benchmarks/label_server.py [--sizes 10000 1000000] [--requests 300] [--keep DIR]
+        [--retrain-every 5]
 """
 
 from __future__ import annotations
@@ -113,12 +118,36 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def measure(run: Path, n_requests: int) -> dict[str, float]:
+def embed_run(run: Path) -> None:
+    """Vectors for the run's images (the offline encoder on the 64 pool images): retraining needs them."""
+    from classifier.embed import EmbedConfig, EmbedStage
+    from classifier.encoders import EncoderConfig
+    from manifests.config import RuntimeConfig
+    from pipeline.runner import run_stage
+
+    encoder = EncoderConfig(kind="efficientnet_lite0", threads=1)
+    run_stage(EmbedStage(), EmbedConfig(encoder=encoder), run, RuntimeConfig(executor="local"), quiet=True)
+
+
+def _wait_for_model(client: httpx.Client, seconds: float = 900) -> None:
+    """Post labels until the retrainer's score shows on /api/next."""
+    deadline = time.monotonic() + seconds
+    for i in range(10):
+        group = client.get("/api/next").json()["group"]
+        client.post("/api/labels", json={"group_id": group["group_id"], "label": ("good", "bad")[i % 2]})
+    while client.get("/api/next").json()["group"]["model_score"] is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the retrainer gave no model score")
+        time.sleep(0.5)
+
+
+def measure(run: Path, n_requests: int, retrain_every: int = 0) -> dict[str, float]:
     token = _label("add-annotator", "--run", str(run), "bench").splitlines()[-1]
     port = _free_port()
     started = time.perf_counter()
+    sets = ["--set", f"label.retrain_every={retrain_every}"]
     server = subprocess.Popen(
-        [sys.executable, "-m", "classifier.annotate", "serve", "--run", str(run), "--port", str(port)],
+        [sys.executable, "-m", "classifier.annotate", "serve", "--run", str(run), "--port", str(port), *sets],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         start_new_session=True,
@@ -135,6 +164,8 @@ def measure(run: Path, n_requests: int) -> dict[str, float]:
                     raise RuntimeError("server exited") from None
                 time.sleep(0.2)
         first_start = time.perf_counter() - started
+        if retrain_every:
+            _wait_for_model(client)
         browser = httpx.Client(base_url=url, cookies={"gdt_label_token": token}, timeout=600)
         nexts, pages = [], []
         for i in range(n_requests):
@@ -164,6 +195,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 1_000_000])
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--keep", type=Path, help="keep the synthetic runs in this folder")
+    parser.add_argument("--retrain-every", type=int, default=0, help="also measure with retraining on")
     args = parser.parse_args(argv)
     root = args.keep or Path(tempfile.mkdtemp(prefix="label-bench-"))
     results = {}
@@ -174,9 +206,12 @@ def main(argv: list[str] | None = None) -> str:
                 t = time.perf_counter()
                 write_synthetic_run(run, n)
                 print(f"wrote {n} synthetic groups in {time.perf_counter() - t:.1f} s", file=sys.stderr)
-            shutil.rmtree(run / "labels", ignore_errors=True)  # time a true first start (index + queue)
-            results[n] = measure(run, args.requests)
-            print(f"{n}: {results[n]}", file=sys.stderr)
+            if args.retrain_every:
+                embed_run(run)
+            for every in sorted({0, args.retrain_every}):
+                shutil.rmtree(run / "labels", ignore_errors=True)  # a true first start (index + queue)
+                results[n, every] = measure(run, args.requests, every)
+                print(f"{n}, retrain every {every}: {results[n, every]}", file=sys.stderr)
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)
@@ -184,12 +219,14 @@ def main(argv: list[str] | None = None) -> str:
         f"`benchmarks/label_server.py`, {args.requests} requests each, real HTTP on loopback, one annotator",
         "labelling as it goes (a label is posted between requests). Goal: p95 under 50 ms.",
         "",
-        "| groups | first start (index + queue) | GET /api/next p50 | p95 | page GET / p50 | p95 |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| groups | retrain every | first start (index + queue) | GET /api/next p50 | p95 "
+        "| page GET / p50 | p95 |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for n, r in results.items():
+    for (n, every), r in results.items():
         lines.append(
-            f"| {n:,} | {r['start_s']:.1f} s | {r['next_p50']:.1f} ms | {r['next_p95']:.1f} ms "
+            f"| {n:,} | {every or 'off'} | {r['start_s']:.1f} s | {r['next_p50']:.1f} ms "
+            f"| {r['next_p95']:.1f} ms "
             f"| {r['page_p50']:.1f} ms | {r['page_p95']:.1f} ms |"
         )
     return write_result("label_server", "label server: latency at 10k and 1M groups", "\n".join(lines))
