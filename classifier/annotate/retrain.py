@@ -104,15 +104,21 @@ class Retrainer:
                 self._load_pool()
                 self.ready.set()
                 while not self._stop.is_set():
-                    labels = majority_labels(self.store_path)
-                    if len(labels) >= self.trained_on + self.every:
-                        self._retrain(labels)
+                    self._step()
                     self._wake.wait(timeout=5.0)
                     self._wake.clear()
         except (UserError, OSError, ValueError, sqlite3.Error) as err:
             self.error = str(err)
             self.log(f"label queue: no retraining ({err})")
             self.ready.set()
+
+    def _step(self) -> None:
+        try:
+            labels = majority_labels(self.store_path)
+            if len(labels) >= self.trained_on + self.every:
+                self._retrain(labels)
+        except Exception as err:  # a failed fit keeps the last order: labelling goes on
+            self.log(f"label queue: retraining failed, keeping the last order ({err!r})")
 
     def _load_pool(self) -> None:
         started = time.perf_counter()
