@@ -59,6 +59,10 @@ def test_queue_follows_the_retrained_model_and_shows_its_score(embedded_run):
         assert 0.0 <= group["model_score"] <= 1.0
         open_order = [g for g in state.queue._priority if g not in labelled]
         assert group["group_id"] == open_order[0]
+        # the page carries the score folded away: a closed <details>, opened only by the annotator
+        page = httpx.get(f"{url}/", cookies={"gdt_label_token": client.headers["Authorization"][7:]}).text
+        folded = page.split('id="model-score"')[1].split("</details>")[0]
+        assert f"{group['model_score']:.2f}" in folded and " open" not in folded.split(">")[0]
         # the model learnt from 8 labels: good groups score above bad ones on average
         scores = {g: state.retrainer.score(g) for g in truth}
         good = [s for g, s in scores.items() if truth[g] == "good"]
