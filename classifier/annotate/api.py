@@ -82,6 +82,8 @@ def post_label(
         raise HTTPException(404, f"no group {body.group_id!r} in this run")
     changed = state.store.record(annotator.id, body.group_id, body.label, "web", state.cfg.labels_per_group)
     state.queue.done(annotator.id, body.group_id)
+    if state.retrainer is not None:
+        state.retrainer.notify()
     return {"group_id": body.group_id, "label": body.label, "changed": changed}
 
 

@@ -26,6 +26,7 @@ from classifier.annotate.config import LabelConfig
 from classifier.annotate.guidelines import Guidelines
 from classifier.annotate.index import GroupIndex
 from classifier.annotate.queue import LabelQueue, prepare_queue
+from classifier.annotate.retrain import Retrainer
 from classifier.annotate.sessions import LoginThrottle, SessionStore
 from classifier.annotate.stats import run_stats
 from classifier.annotate.store import LabelStore
@@ -83,6 +84,8 @@ class LabelState:
         """True until the annotator has opened the current guidelines (again after they change)."""
         return self.store.guidelines_seen(annotator_id) != self.guidelines.digest
 
+    retrainer: Retrainer | None = None
+
     def group_view(self, group_id: str, annotator_id: int) -> dict[str, Any] | None:
         """A group as the page and the API show it: images in document order with their context."""
         group = self.index.group(group_id)
@@ -108,6 +111,7 @@ class LabelState:
             "source_url": link,
             "images": images,
             "your_label": self.store.value(annotator_id, group_id),
+            "model_score": self.retrainer.score(group_id) if self.retrainer else None,
         }
 
     def progress(self, annotator_id: int) -> dict[str, int]:
@@ -128,18 +132,32 @@ def open_state(run: Path, cfg: LabelConfig, progress: Callable[[str], None] = pr
     index = GroupIndex.open(run, cfg.context_chars, progress)
     store = LabelStore(run / "labels" / "labels.sqlite")
     order = prepare_queue(store, index, cfg, run, progress)
+    queue = LabelQueue(store, cfg.labels_per_group, cfg.lease_seconds)
+    retrainer = None
+    if cfg.retrain_every > 0:
+        retrainer = Retrainer(
+            run,
+            store.path,
+            lambda: [group_id for group_id, _ in index.sources()],
+            queue.set_priority,
+            every=cfg.retrain_every,
+            pool=cfg.retrain_pool,
+            seed=cfg.seed,
+            log=progress,
+        ).start()
     return LabelState(
         run=run,
         cfg=cfg,
         index=index,
         store=store,
-        queue=LabelQueue(store, cfg.labels_per_group, cfg.lease_seconds),
+        queue=queue,
         thumbs=ThumbnailCache(run / "labels" / "thumbs", index, cfg.thumb_size),
         zoom_thumbs=ThumbnailCache(run / "labels" / "thumbs" / "zoom", index, cfg.zoom_size),
         order=order,
         sessions=SessionStore(store, cfg.session_hours * 3600),
         throttle=LoginThrottle(cfg.login_attempts, cfg.login_window_seconds),
         guidelines=rules,
+        retrainer=retrainer,
     )
 
 

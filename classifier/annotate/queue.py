@@ -30,6 +30,7 @@ from manifests.tables import part_files
 
 _INSERT_BATCH = 20_000
 _SCAN_BATCH = 64
+_PRIORITY_SCAN = 64  # entries of the retrainer's order looked at per request before the stored order
 # open groups from a position on that the annotator has not labelled or skipped, in queue order
 NEXT_SQL = (
     "SELECT q.pos, q.group_id, q.n_labels FROM queue q WHERE q.open = 1 AND q.pos >= ? "
@@ -150,6 +151,11 @@ class LabelQueue:
         self._leases: dict[str, tuple[int, float]] = {}  # group -> (annotator, until)
         self._held: dict[int, str] = {}  # annotator -> group last handed out
         self._cursor: dict[int, int] = {}  # annotator -> no unseen open group of theirs lies before
+        self._priority: list[str] = []  # the retrainer's order, served before the stored queue order
+
+    def set_priority(self, group_ids: list[str]) -> None:
+        """Serve these groups first, in this order (replaced whole by each retrain)."""
+        self._priority = list(group_ids)
 
     def next(self, annotator_id: int) -> str | None:
         now = time.monotonic()
@@ -158,6 +164,10 @@ class LabelQueue:
             if held is not None and self._available(annotator_id, held, now):
                 self._lease(annotator_id, held, now)
                 return held
+            for group_id in self._priority[:_PRIORITY_SCAN]:
+                if self._available(annotator_id, group_id, now):
+                    self._lease(annotator_id, group_id, now)
+                    return group_id
             cursor = self._cursor.get(annotator_id, 0)
             blocked: int | None = None  # first group passed over only because another annotator holds it
             while True:

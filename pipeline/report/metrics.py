@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.report.label_curve import LabelCurve, label_curves
 from pipeline.report.reading import manifest_of, stream
 
 BINS = 20
@@ -29,6 +30,7 @@ class ClassifierView:
     threshold: float | None = None
     score_bins: list[tuple[str, list[int | None]]] = field(default_factory=list)
     problem: str = ""
+    label_curves: list[LabelCurve] = field(default_factory=list)
 
 
 def _num(value: Any) -> str:
@@ -48,8 +50,10 @@ def _spread(cand: dict[str, Any], key: str) -> str:
 def _read_metrics(view: ClassifierView, metrics: dict[str, Any]) -> None:
     encoder = metrics.get("encoder") if isinstance(metrics.get("encoder"), dict) else {}
     labels = metrics.get("labels") if isinstance(metrics.get("labels"), dict) else {}
+    regime = metrics.get("regime") if isinstance(metrics.get("regime"), dict) else {}
     view.summary = [
         ("estimator", str(metrics.get("estimator", "-"))),
+        ("regime", str(regime.get("reason", "-"))),
         ("model", str(metrics.get("model", "-"))),
         ("encoder", f"{encoder.get('name', '-')} (dim {encoder.get('dim', '-')})"),
         ("labels", ", ".join(f"{k} {_num(v)}" for k, v in labels.items() if not isinstance(v, dict))),
@@ -87,6 +91,7 @@ def classifier_view(run: Path, out: Path) -> ClassifierView:
     model_dir = Path(run) / "classify" / "model"
     filter_manifest = manifest_of(run, "classify")
     view = ClassifierView(trained=(model_dir / "metrics.json").exists(), filtered=filter_manifest is not None)
+    view.label_curves = label_curves(run)
     listed: list[str] = []
     if view.trained:
         try:

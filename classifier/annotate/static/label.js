@@ -102,6 +102,10 @@ function renderGroup(group) {
   link.href = group.source_url || "#";
   setText($("source-text"), group.source_url ? "" : group.source);
   $("group-id").textContent = group.group_id;
+  // the current model's score, folded away unless the annotator opens it (it could bias the label)
+  const score = $("model-score");
+  score.hidden = group.model_score === null || group.model_score === undefined;
+  score.querySelector("b").textContent = score.hidden ? "" : group.model_score.toFixed(2);
   const yours = $("your-label");
   yours.hidden = !group.your_label;
   yours.querySelector("b").textContent = group.your_label || "";
