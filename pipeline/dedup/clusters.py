@@ -46,6 +46,14 @@ def components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
 def dense_components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     """Cluster label of each of ``n`` nodes: components whose members each match at least half of the
     others (see the module docstring)."""
+    # only nodes with a pair take part: the work is proportional to them, not to the collection
+    nodes, inverse = np.unique(np.concatenate([i, j]), return_inverse=True)
+    out = np.arange(len(nodes), len(nodes) + n)  # a node without pairs is a cluster of its own
+    out[nodes] = _dense(len(nodes), inverse[: len(i)], inverse[len(i) :])
+    return out
+
+
+def _dense(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     labels = components(n, i, j)
     peeled = np.zeros(n, dtype=bool)
     while True:
