@@ -16,10 +16,19 @@ CONFIG ?= training/configs/tiny.yaml
 SHARDS ?= $(RUN)/shard
 CHECKPOINT ?= $(shell ls -d $(RUN)/train/checkpoints/step-* 2>/dev/null | sort -V | tail -1)
 CAPTIONS ?= $(RUN)/sample-captions.txt
-MODEL ?= Qwen/Qwen2-VL-7B-Instruct
+# serve-captioner (see README, "Serving the captioner")
+MODEL ?= Qwen/Qwen2.5-VL-7B-Instruct
 TP ?= 1
+DP ?= 1
+HOST ?= 0.0.0.0
 PORT ?= 8000
 MAX_IMAGES ?= 8
+MAX_MODEL_LEN ?= 16384
+MAX_NUM_SEQS ?= 64
+CHAT_TEMPLATE ?=
+SERVE_ARGS ?=
+SERVE_VENV ?= .venv-serve
+VLLM_VERSION ?= 0.33.0
 
 .PHONY: help install demo test test-fast lint format bench clean sample-corpus extract embed label \
 	label-auto classify dedup caption shard shard-verify train sample report serve-captioner
@@ -115,8 +124,14 @@ sample: install  ## generate a group (CHECKPOINT=.../step-N CAPTIONS=file)
 report: install  ## the curation report, RUN/report/index.html
 	$(GDT) report --run $(RUN) $(if $(wildcard $(TRUTH)),--truth $(TRUTH))
 
-# On a GPU host, in an environment with `pip install .[serve]` (vLLM pins its own torch).
-serve-captioner:  ## vllm serve MODEL with the flags group captioning needs (TP=tensor parallel size)
-	vllm serve $(MODEL) --tensor-parallel-size $(TP) --port $(PORT) \
-		--limit-mm-per-prompt '{"image": $(MAX_IMAGES), "video": 0}' --max-model-len 16384 \
-		--structured-outputs-config '{"backend": "guidance"}'
+# On a GPU host. vLLM pins its own torch (gdt pins another), so it gets a venv of its own, made here once.
+$(SERVE_VENV)/bin/vllm:
+	test -d $(SERVE_VENV) || $(PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/pip install -q --upgrade pip
+	$(SERVE_VENV)/bin/pip install -q "vllm==$(VLLM_VERSION)"
+
+serve-captioner: $(SERVE_VENV)/bin/vllm  ## vllm serve MODEL for captioning (TP, DP, PORT, MAX_NUM_SEQS, ...)
+	$(SERVE_VENV)/bin/vllm serve $(MODEL) --tensor-parallel-size $(TP) --data-parallel-size $(DP) \
+		--host $(HOST) --port $(PORT) --limit-mm-per-prompt '{"image": $(MAX_IMAGES), "video": 0}' \
+		--max-model-len $(MAX_MODEL_LEN) --max-num-seqs $(MAX_NUM_SEQS) \
+		$(if $(CHAT_TEMPLATE),--chat-template $(CHAT_TEMPLATE)) $(SERVE_ARGS)

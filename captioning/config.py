@@ -90,7 +90,10 @@ class CaptionConfig(StageConfig):
 
     def make_selector(self, run: Path) -> TemplateSelector:
         templates = load_templates(Path(self.templates_dir) if self.templates_dir else TEMPLATES_DIR)
-        return TemplateSelector(templates, read_registry(REGISTRY_PATH, self.registry_path(run)))
+        # a custom templates folder may hold only some of the shipped templates: the shipped defaults
+        # apply where theirs exist, the project's registry must name existing ones
+        defaults = {k: v for k, v in read_registry(REGISTRY_PATH).items() if v in templates}
+        return TemplateSelector(templates, {**defaults, **read_registry(self.registry_path(run))})
 
     def templates_fingerprint(self, run: Path) -> str:
         """Changes when any template or the registry changes: what decides which groups recaption."""

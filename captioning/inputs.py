@@ -1,5 +1,6 @@
 """Reading the caption stage's inputs: which groups table, its parts, and one part's groups with their
-selected templates, documents, cached captions and (for groups still to caption) image bytes.
+documents (furniture removed), content hashes, each image's own text, kinds, cached captions and (for
+groups still to caption or to classify) image bytes.
 
 Images and documents are read with a filter on the part's ids, so a part never loads the collection.
 """

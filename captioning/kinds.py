@@ -81,18 +81,20 @@ class ImageStats:
 def image_stats(data: bytes) -> ImageStats:
     with Image.open(io.BytesIO(data)) as img:
         size = img.size
-        rgb = img.convert("RGB")
-    small = np.asarray(rgb.resize((64, 64)), dtype=np.int32)
+        img.draft("RGB", (128, 128))  # JPEG decodes at a fraction of its size: the stats need 64 px
+        small_img = img.convert("RGB").resize((64, 64), Image.Resampling.BILINEAR)
+    small = np.asarray(small_img, dtype=np.int32)
     codes = ((small >> 5) * np.array([64, 8, 1])).sum(axis=-1).ravel()  # 3 bits per channel
     counts = np.bincount(codes, minlength=512)
     top = np.argsort(counts)[-2:]
     share = counts[top].sum() / counts.sum()
     colours = np.stack([(top >> 6) & 7, (top >> 3) & 7, top & 7], axis=1) * 32
     two_tone = share >= TWO_TONE_SHARE and np.abs(colours[0] - colours[1]).max() >= TWO_TONE_DISTANCE
-    grey = np.asarray(rgb.convert("L").resize((SIDE, SIDE)), dtype=np.float32)
+    luminance_img = small_img.convert("L")
+    grey = np.asarray(luminance_img.resize((SIDE, SIDE), Image.Resampling.BILINEAR), dtype=np.float32)
     gy, gx = np.gradient(grey)
-    saturation = np.asarray(rgb.convert("HSV").resize((64, 64)), dtype=np.int32)[..., 1].ravel() >> 6
-    luminance = np.asarray(rgb.convert("L").resize((64, 64)), dtype=np.int32).ravel() >> 4
+    saturation = np.asarray(small_img.convert("HSV"), dtype=np.int32)[..., 1].ravel() >> 6
+    luminance = np.asarray(luminance_img, dtype=np.int32).ravel() >> 4
     histogram = np.bincount(luminance * 4 + saturation, minlength=64).astype(np.float32)
     return ImageStats(size, bool(two_tone), grey, np.hypot(gx, gy), histogram / histogram.sum())
 

@@ -58,7 +58,8 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def read_registry(*paths: Path) -> dict[str, str]:
-    """kind -> template name; later files override earlier ones (defaults first, then the project)."""
+    """kind -> template name; later files override earlier ones (defaults first, then the project);
+    a missing file is an empty registry."""
     merged: dict[str, str] = {}
     for path in paths or (REGISTRY_PATH,):
         for kind, entry in _read(path).items():

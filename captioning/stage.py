@@ -212,12 +212,25 @@ class CaptionStage(Stage):
     def finalize(self, cfg: CaptionConfig, run: Path) -> dict[str, Any]:
         cache.store(run, self.name)
         templates: Counter[str] = Counter()
+        kinds: Counter[str] = Counter()
         for path in part_files(run, self.name, "captions"):
-            templates.update(pq.read_table(path, columns=["template"]).column("template").to_pylist())
+            table = pq.read_table(path, columns=["template", "kind"])
+            templates.update(table.column("template").to_pylist())
+            kinds.update(k or "-" for k in table.column("kind").to_pylist())
         backend = cfg.make_backend()
-        return {"backend": backend.name, "model": backend.model, "templates": dict(sorted(templates.items()))}
+        return {
+            "backend": backend.name,
+            "model": backend.model,
+            "templates": dict(sorted(templates.items())),
+            "kinds": dict(sorted(kinds.items())),
+        }
 
     def summary_lines(self, manifest: StageManifest) -> list[str]:
         extra = manifest.extra
         templates = ", ".join(f"{t} {n:,}" for t, n in extra.get("templates", {}).items()) or "-"
-        return [f"backend: {extra.get('backend')} (model {extra.get('model')})", f"templates: {templates}"]
+        kinds = ", ".join(f"{k} {n:,}" for k, n in extra.get("kinds", {}).items()) or "-"
+        return [
+            f"backend: {extra.get('backend')} (model {extra.get('model')})",
+            f"kinds: {kinds}",
+            f"templates: {templates}",
+        ]

@@ -208,11 +208,12 @@ def test_kind_and_identity_fields_are_kept_and_checked(tmp_path):
     ]
     run = build_run(tmp_path / "run", specs)
     with FakeOpenAI() as server:
-        run_stage(CaptionStage(), openai_cfg(server.url, tmp_path), run, LOCAL, quiet=True)
+        result = run_stage(CaptionStage(), openai_cfg(server.url, tmp_path), run, LOCAL, quiet=True)
         first = server.bodies[0]["messages"][-1]["content"][-1]["text"]
     rows = {r["group_id"]: r for r in table(run, "captions")}
     assert rows["e0"]["kind"] == "edit" and rows["e0"]["template"].startswith("edit@1#")
     assert rows["s0"]["kind"] == "series" and rows["s0"]["template"].startswith("series@1#")
+    assert result.manifest.extra["kinds"] == {"edit": 1, "series": 1}
     # the fake names its subject (the marker) in every caption: consistent
     assert dict(rows["e0"]["identity"]) == {"subject": "e0"} and rows["e0"]["identity_consistent"] is True
     assert "3 to 300 characters" in first  # the length limit is stated in the prompt

