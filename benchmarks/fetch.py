@@ -147,6 +147,36 @@ def run_img2dataset(binary: Path, url_list: Path, out: Path) -> tuple[float, int
     return seconds, successes
 
 
+def crawl_only(urls: list[str]) -> float:
+    """URLs/s of one worker's crawler alone (no decoding), in this process."""
+    from pipeline.extract.config import ExtractConfig
+    from pipeline.extract.crawler import Crawler
+
+    crawler = Crawler(ExtractConfig(allowed_networks=["127.0.0.0/8"]))
+    got: dict = {}
+    try:
+        started = time.perf_counter()
+        crawler.fetch_all(urls, got.__setitem__)
+        seconds = time.perf_counter() - started
+    finally:
+        crawler.close()
+    assert all(isinstance(v, bytes) for v in got.values()), "the crawler failed some URLs"
+    return len(urls) / seconds
+
+
+def decode_only(seconds: float = 5.0) -> float:
+    """Images/s of the stage's decode (validate, normalise, sha256, pHash) on these images, one thread."""
+    from pipeline.extract.config import ExtractConfig
+    from pipeline.extract.decode import decode_image
+
+    bodies, cfg, done = images(), ExtractConfig(), 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        decode_image(bodies[done % len(bodies)], cfg)
+        done += 1
+    return done / (time.perf_counter() - started)
+
+
 def main(argv: list[str] | None = None) -> str:
     binary = ensure_img2dataset()
     context = multiprocessing.get_context("spawn")
@@ -159,9 +189,11 @@ def main(argv: list[str] | None = None) -> str:
             documents, url_list, urls = write_inputs(Path(tmp), port)
             i2d_seconds, i2d_ok = run_img2dataset(binary, url_list, Path(tmp) / "i2d")
             gdt_seconds, manifest = run_gdt(documents, Path(tmp) / "run")
+            crawl_rate = crawl_only(urls)
     finally:
         server.terminate()
         server.join()
+    decode_rate = decode_only()
     refs = manifest["counts_in"]["references"]
     kept = manifest["counts_out"]["images"]
     stage_seconds = manifest["timings"]["seconds"]
@@ -180,6 +212,10 @@ at the end): figures vary from run to run.
 | {i2d} | {i2d_seconds:.1f} | {i2d_rate:,.0f} |
 | {gdt} | {gdt_seconds:.1f} | {gdt_rate:,.0f} |
 | {stage} | {stage_seconds:.1f} | {refs / stage_seconds:,.0f} |
+
+In the same run, for where the time goes: one worker's crawler alone (no decoding, this process)
+fetched {crawl_rate:,.0f} URLs/s; the stage's decode of these images (validate, sha256, pHash) ran at
+{decode_rate:,.0f} images/s on one thread, so at most ~{2 * decode_rate:,.0f}/s on the 2 cores.
 
 gdt / img2dataset: **{gdt_rate / i2d_rate:.2f}x** (goal >= 2x); gdt refs/s wall: **{gdt_rate:,.0f}**
 (goal >= 250).

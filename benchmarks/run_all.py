@@ -14,7 +14,19 @@ from pathlib import Path
 
 from benchmarks.common import RESULTS, machine
 
-BENCHMARKS = ["extract", "embed", "label_server", "dedup", "dedup_edits", "caption", "shards", "train"]
+BENCHMARKS = [
+    "extract",
+    "fetch",
+    "embed",
+    "label_server",
+    "label_efficiency",
+    "dedup",
+    "dedup_edits",
+    "caption",
+    "shards",
+    "train",
+    "scale",
+]
 OUT = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 
 

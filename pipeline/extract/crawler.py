@@ -108,7 +108,11 @@ class Crawler:
         deadline = asyncio.get_running_loop().time() + self.cfg.fetch_budget_s
 
         async def one(url: str) -> None:
-            done(url, await self._fetch_within(url, deadline))
+            try:
+                result = await self._fetch_within(url, deadline)
+            except Exception as err:  # a URL the client cannot even parse must cost that URL, not the part
+                result = FetchFailure(DropReason.FETCH_ERROR, f"{type(err).__name__}: {err}")
+            done(url, result)
 
         await asyncio.gather(*(one(url) for url in urls))
 

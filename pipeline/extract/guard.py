@@ -25,6 +25,7 @@ from pipeline.extract.fetch import FetchFailure
 Resolver = Callable[[str, int], Awaitable[list[str]]]  # (host, port) -> addresses
 
 PIN_SECONDS = 300.0  # how long a checked answer is reused; a later check resolves and checks again
+MAX_PINS = 100_000  # beyond this many hosts, expired pins are forgotten
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
@@ -72,6 +73,9 @@ class AddressGuard:
                     DropReason.FETCH_ERROR,
                     f"refused non-public address {address} for {host} (extract.allowed_networks)",
                 )
+        if len(self.pins) >= MAX_PINS:  # a crawl meets millions of hosts: forget the expired answers
+            now = time.monotonic()
+            self.pins = {h: pin for h, pin in self.pins.items() if pin[1] > now}
         self.pins[host] = (str(addresses[0]), time.monotonic() + PIN_SECONDS)
         return None
 

@@ -21,6 +21,7 @@ class _Host:
     def __init__(self, concurrency: int):
         self.slots = asyncio.Semaphore(concurrency)
         self.next_start = 0.0  # loop time before which no request to this host starts
+        self.users = 0  # requests holding or waiting for a slot
 
 
 class HostSlots:
@@ -36,12 +37,20 @@ class HostSlots:
         state = self.hosts.get(host)
         if state is None:
             state = self.hosts[host] = _Host(self.concurrency)
-        async with state.slots:
-            loop = asyncio.get_running_loop()
-            while (wait := state.next_start - loop.time()) > 0:  # a Retry-After may push it while we sleep
-                await asyncio.sleep(wait)
-            state.next_start = max(state.next_start, loop.time() + self.delay_s)
-            yield
+        state.users += 1
+        loop = asyncio.get_running_loop()
+        try:
+            async with state.slots:
+                while (wait := state.next_start - loop.time()) > 0:  # a Retry-After may push it meanwhile
+                    await asyncio.sleep(wait)
+                state.next_start = max(state.next_start, loop.time() + self.delay_s)
+                yield
+        finally:
+            state.users -= 1
+            # a crawl meets millions of hosts: forget the idle ones, unless a Retry-After still holds them
+            # back (the pause after the last request is forgotten: the next one comes from a later part)
+            if not state.users and state.next_start <= loop.time() + self.delay_s:
+                del self.hosts[host]
 
     def back_off(self, host: str, seconds: float) -> None:
         """Hold every request to ``host`` back for ``seconds`` (the host said it is busy)."""

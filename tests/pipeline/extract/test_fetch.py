@@ -102,3 +102,10 @@ def test_data_uris_and_relative_urls_against_a_page_url():
     assert read_local(Target("data", f"data:image/png;base64,{payload}"), 100) == b"abc"
     target = resolve("../img/x.jpg", "https://ex.org/a/b/page.html", ExtractConfig(), Path("/"))
     assert target == Target("url", "https://ex.org/a/img/x.jpg")
+
+
+def test_urls_the_client_cannot_parse_cost_only_themselves(server):
+    bad = ["http://[::1/x.jpg", "http://exa mple.org/x.jpg", "http://127.0.0.1:99999/x.jpg"]
+    results = fetch_all([*bad, f"{server}/cat.jpg"])
+    assert all(results[u].reason == "fetch_error" for u in bad)
+    assert results[f"{server}/cat.jpg"] == http_server.IMAGE

@@ -3,6 +3,8 @@ requests in flight, and connections reused from one part to the next."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from pipeline.extract.crawler import Crawler
@@ -84,3 +86,17 @@ def test_connections_are_kept_from_one_part_to_the_next(server):
         crawler.close()
     assert len(got) == 24 and set(got.values()) == {http_server.IMAGE}
     assert len(http_server.Handler.connections) <= 2
+
+
+def test_requests_to_one_host_are_spaced_by_the_delay_and_idle_hosts_forgotten(server):
+    cfg = LOOPBACK.model_copy(update={"per_host_delay_s": 0.3})
+    crawler = Crawler(cfg)
+    got: dict = {}
+    try:
+        crawler.fetch_all([f"{server}/cat.jpg?i={i}" for i in range(4)], got.__setitem__)
+        assert crawler.hosts.hosts == {}  # nothing holds 127.0.0.1 back any more: not kept for ever
+    finally:
+        crawler.close()
+    assert set(got.values()) == {http_server.IMAGE}
+    times = sorted(http_server.Handler.hit_times["/cat.jpg"])
+    assert all(b - a >= 0.2 for a, b in itertools.pairwise(times))  # 0.3 s, less jitter
