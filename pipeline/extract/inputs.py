@@ -94,12 +94,11 @@ def _remote_files(uri: str) -> list[InputFile]:
         raise UserError(f"cannot list {uri}: {type(err).__name__}: {err}") from err
     if not infos:
         raise UserError(f"input not found: {uri}")
-    protocol = uri.split("://", 1)[0]
     files = []
     for key, info in infos.items():
         if info.get("type", "file") == "file" and key.lower().endswith(_ALL_SUFFIXES):
             version = info.get("ETag") or info.get("LastModified") or info.get("mtime") or ""
-            files.append(InputFile(f"{protocol}://{key}", int(info.get("size") or 0), str(version)))
+            files.append(InputFile(fs.unstrip_protocol(key), int(info.get("size") or 0), str(version)))
     return files
 
 
