@@ -17,7 +17,6 @@ from typing import Any
 import jinja2
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from captioning import selector as registry
 from captioning.backends.base import CaptionOutcome, GroupRequest, caption_all
@@ -25,6 +24,7 @@ from captioning.config import CaptionConfig
 from captioning.images import to_data_uri
 from captioning.inputs import context_of, document_texts, groups_stage, image_bytes
 from captioning.scoring import Grounder, TemplateScore, score_template, shared_terms
+from manifests.storage import parquet_dataset
 from manifests.tables import part_files
 
 THUMB_SIDE = 160
@@ -44,7 +44,7 @@ def sample_groups(run: Path, stage: str, size: int, seed: int) -> list[dict[str,
     files = [str(f) for f in part_files(run, stage, "groups")]
     if not files:
         raise ValueError(f"no groups in {run / stage}: run `gdt {stage} --run {run}` first")
-    dataset = ds.dataset(files, format="parquet")
+    dataset = parquet_dataset(files)
     ids = sorted(dataset.to_table(columns=["group_id"]).column("group_id").to_pylist())
     chosen = sorted(random.Random(seed).sample(ids, min(size, len(ids))))
     rows = dataset.to_table(filter=pc.field("group_id").isin(pa.array(chosen)))

@@ -12,13 +12,12 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
 from captioning.backends.base import ImageContext
 from captioning.prompt import DOCUMENT_CHARS, squash
 from captioning.selector import TemplateSelector
 from captioning.templates import CaptionTemplate
+from manifests.storage import as_path, parquet_dataset, read_parquet
 from manifests.tables import has_table, part_files
 
 
@@ -67,7 +66,7 @@ def plan_parts(run: Path, stage: str, per_part: int, cached: dict[str, str]) -> 
     """Slices of ``per_part`` groups over the groups table's files; ``cached``: group id -> cache file."""
     plans = []
     for path in part_files(run, stage, "groups"):
-        ids = pq.read_table(path, columns=["group_id"]).column("group_id").to_pylist()
+        ids = read_parquet(path, columns=["group_id"]).column("group_id").to_pylist()
         rel = path.relative_to(run).as_posix()
         for start in range(0, len(ids), per_part):
             chunk = ids[start : start + per_part]
@@ -80,7 +79,7 @@ def _filtered(run: Path, stage: str, table: str, column: str, ids: list[str], co
     files = part_files(run, stage, table)
     if not files or not ids:
         return pa.table({c: pa.array([], pa.string()) for c in columns})
-    dataset = ds.dataset([str(f) for f in files], format="parquet")
+    dataset = parquet_dataset(files)
     return dataset.to_table(columns=columns, filter=pc.field(column).isin(pa.array(sorted(set(ids)))))
 
 
@@ -111,7 +110,7 @@ def context_of(raw: list[dict[str, str | None]]) -> tuple[ImageContext, ...]:
 
 def read_groups(run: Path, piece: GroupSlice, selector: TemplateSelector) -> list[PendingGroup]:
     """The slice's groups, each with its document text and the template the selector picks for it."""
-    table = pq.read_table(run / piece.path).slice(piece.start, piece.length)
+    table = read_parquet(as_path(run) / piece.path).slice(piece.start, piece.length)
     rows = table.to_pylist()
     documents = document_texts(run, [r["doc_id"] for r in rows])
     groups = []

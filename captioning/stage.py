@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from captioning import cache
 from captioning.backends.base import CaptionBackend, CaptionOutcome, GroupRequest, caption_all
@@ -28,6 +27,7 @@ from captioning.inputs import PartInputs, PartPlan, groups_stage, image_bytes, p
 from manifests.drops import DropKind, DropReason, drop_row
 from manifests.ledger import STARTED, InputRef, StageManifest, read_manifest
 from manifests.schemas import CAPTIONS, DROPS
+from manifests.storage import read_parquet
 from manifests.tables import part_files
 from pipeline.errors import UserError
 from pipeline.runner import Part, Stage
@@ -154,7 +154,7 @@ class CaptionStage(Stage):
         cache.store(run, self.name)
         templates: Counter[str] = Counter()
         for path in part_files(run, self.name, "captions"):
-            templates.update(pq.read_table(path, columns=["template"]).column("template").to_pylist())
+            templates.update(read_parquet(path, columns=["template"]).column("template").to_pylist())
         backend = cfg.make_backend()
         return {"backend": backend.name, "model": backend.model, "templates": dict(sorted(templates.items()))}
 
