@@ -13,25 +13,27 @@ stage plans), so a part reads only the few cache files that hold its groups.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
-from manifests.ledger import file_sha256, tmp_path
+from manifests.ledger import atomic_write_bytes, file_sha256
 from manifests.schemas import CAPTIONS
+from manifests.storage import AnyPath, as_path, children, make_dirs, parquet_dataset, read_parquet, remove
 from manifests.tables import part_files
 
 CACHE_DIR = "_cache"
 CacheKey = tuple[str, str, str, str, str]  # group_id, content, template, backend, model
 
 
-def cache_dir(run: Path) -> Path:
-    return Path(run) / "caption" / CACHE_DIR
+def cache_dir(run: AnyPath) -> AnyPath:
+    return as_path(run) / "caption" / CACHE_DIR
+
+
+def _cached_files(run: AnyPath) -> list[AnyPath]:
+    return sorted((p for p in children(cache_dir(run)) if p.name.endswith(".parquet")), key=str)
 
 
 def row_key(row: dict) -> CacheKey:
@@ -41,19 +43,19 @@ def row_key(row: dict) -> CacheKey:
 def index(run: Path) -> dict[str, str]:
     """Cached group id -> name of the cache file holding its caption."""
     where = {}
-    for path in sorted(cache_dir(run).glob("*.parquet")):
-        for group_id in pq.read_table(path, columns=["group_id"]).column("group_id").to_pylist():
+    for path in _cached_files(run):
+        for group_id in read_parquet(path, columns=["group_id"]).column("group_id").to_pylist():
             where[group_id] = path.name
     return where
 
 
 def read_cached(run: Path, files: Iterable[str], group_ids: Iterable[str]) -> dict[CacheKey, dict]:
     """The cached rows of ``group_ids`` found in ``files`` (names from ``index``)."""
-    paths = [str(cache_dir(run) / name) for name in sorted(set(files))]
+    paths = [cache_dir(run) / name for name in sorted(set(files))]
     wanted = sorted(set(group_ids))
     if not paths or not wanted:
         return {}
-    dataset = ds.dataset(paths, format="parquet", schema=CAPTIONS)
+    dataset = parquet_dataset(paths, schema=CAPTIONS)
     table = dataset.to_table(filter=pc.field("group_id").isin(pa.array(wanted)))
     return {row_key(row): row for row in table.to_pylist()}
 
@@ -61,18 +63,16 @@ def read_cached(run: Path, files: Iterable[str], group_ids: Iterable[str]) -> di
 def store(run: Path, stage: str = "caption") -> int:
     """Make the cache a copy of the stage's finished caption parts; returns how many files were new."""
     folder = cache_dir(run)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_dirs(folder)
     keep, added = set(), 0
     for part in part_files(run, stage, "captions"):
         target = folder / f"{file_sha256(part)[:24]}.parquet"
         keep.add(target.name)
         if target.exists():
             continue
-        tmp = tmp_path(target)
-        shutil.copyfile(part, tmp)
-        tmp.replace(target)
+        atomic_write_bytes(target, part.read_bytes())
         added += 1
-    for old in [*folder.glob("*.parquet"), *folder.glob(".*.tmp-*")]:  # older runs, killed copies
-        if old.name not in keep:
-            old.unlink()
+    for old in children(folder):  # older runs, and copies a killed run left under a temporary name
+        if old.name not in keep and (old.name.endswith(".parquet") or ".tmp-" in old.name):
+            remove(old)
     return added

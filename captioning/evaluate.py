@@ -20,7 +20,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from captioning import selector as registry
 from captioning.backends.base import CaptionOutcome, GroupRequest, caption_all
@@ -31,6 +30,7 @@ from captioning.inputs import group_kind, groups_stage, image_bytes, pending_gro
 from captioning.judge import CaptionSet, Comparison, PairwiseJudge
 from captioning.page import render_page
 from captioning.scoring import Grounder, Measure, TemplateScore, score_template
+from manifests.storage import parquet_dataset
 from manifests.tables import part_files
 
 EVAL_DIR = "_eval"  # kept by the runner across caption reruns, and not an output of the stage
@@ -60,7 +60,7 @@ def sample_groups(
     files = [str(f) for f in part_files(run, stage, "groups")]
     if not files:
         raise ValueError(f"no groups in {run / stage}: run `gdt {stage} --run {run}` first")
-    dataset = ds.dataset(files, format="parquet")
+    dataset = parquet_dataset(files)
     ids = sorted(dataset.to_table(columns=["group_id"]).column("group_id").to_pylist())
     order = random.Random(seed).sample(ids, len(ids))
 

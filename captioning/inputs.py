@@ -15,8 +15,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
 from captioning.backends.base import ImageContext
 from captioning.cache import CacheKey
@@ -25,6 +23,7 @@ from captioning.kinds import FALLBACK, classify, image_stats, own_text
 from captioning.kinds import VERSION as KINDS_VERSION
 from captioning.prompt import DOCUMENT_CHARS, squash
 from captioning.templates import CaptionTemplate
+from manifests.storage import as_path, parquet_dataset, read_parquet
 from manifests.tables import has_table, part_files
 
 
@@ -89,7 +88,7 @@ def plan_parts(
     """Slices of ``per_part`` groups over the groups table's files; ``cached``: group id -> cache file."""
     plans = []
     for path in part_files(run, stage, "groups"):
-        ids = pq.read_table(path, columns=["group_id"]).column("group_id").to_pylist()
+        ids = read_parquet(path, columns=["group_id"]).column("group_id").to_pylist()
         rel = path.relative_to(run).as_posix()
         for start in range(0, len(ids), per_part):
             chunk = ids[start : start + per_part]
@@ -102,7 +101,7 @@ def _filtered(run: Path, stage: str, table: str, column: str, ids: list[str], co
     files = part_files(run, stage, table)
     if not files or not ids:
         return pa.table({c: pa.array([], pa.string()) for c in columns})
-    dataset = ds.dataset([str(f) for f in files], format="parquet")
+    dataset = parquet_dataset(files)
     return dataset.to_table(columns=columns, filter=pc.field(column).isin(pa.array(sorted(set(ids)))))
 
 
@@ -137,7 +136,7 @@ def context_of(raw: list[dict[str, str | None]]) -> tuple[ImageContext, ...]:
 def read_groups(run: Path, piece: GroupSlice, furniture: frozenset[int] = frozenset()) -> list[PendingGroup]:
     """The slice's groups with their document text, content hash and each image's own text; kinds and
     templates are filled in by the stage (a cached caption of the same content already knows its kind)."""
-    table = pq.read_table(run / piece.path).slice(piece.start, piece.length)
+    table = read_parquet(as_path(run) / piece.path).slice(piece.start, piece.length)
     return pending_groups(run, table.to_pylist(), furniture)
 
 

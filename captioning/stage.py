@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from captioning import cache
 from captioning.backends.base import CaptionBackend, CaptionOutcome, GroupRequest, caption_all
@@ -46,6 +45,7 @@ from captioning.selector import kind_from_category
 from manifests.drops import DropKind, DropReason, drop_row
 from manifests.ledger import STARTED, InputRef, StageManifest, read_manifest
 from manifests.schemas import CAPTIONS, DROPS
+from manifests.storage import read_parquet
 from manifests.tables import part_files
 from pipeline.errors import UserError
 from pipeline.runner import Part, Stage
@@ -214,7 +214,7 @@ class CaptionStage(Stage):
         templates: Counter[str] = Counter()
         kinds: Counter[str] = Counter()
         for path in part_files(run, self.name, "captions"):
-            table = pq.read_table(path, columns=["template", "kind"])
+            table = read_parquet(path, columns=["template", "kind"])
             templates.update(table.column("template").to_pylist())
             kinds.update(k or "-" for k in table.column("kind").to_pylist())
         backend = cfg.make_backend()

@@ -13,18 +13,18 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from classifier.encoders import EncoderId
 from classifier.features import GroupView
 from manifests.ledger import read_manifest
+from manifests.storage import as_path, parquet_dataset
 from manifests.tables import part_files
 from pipeline.errors import UserError
 
 
 def embeddings_encoder(run: Path) -> EncoderId:
     """The encoder that made ``RUN/embed/embeddings``, from the finished embed stage's manifest."""
-    manifest = read_manifest(Path(run) / "embed")
+    manifest = read_manifest(as_path(run) / "embed")
     if manifest is None or "encoder" not in manifest.extra:
         raise UserError(f"no finished embed stage in {run}: run `gdt embed --run {run}` first")
     return EncoderId.model_validate(manifest.extra["encoder"])
@@ -34,7 +34,7 @@ def _lookup(run: Path, stage: str, table: str, ids: list[str], columns: list[str
     files = [str(p) for p in part_files(run, stage, table)]
     if not files or not ids:
         return pa.table({c: [] for c in columns})
-    dataset = ds.dataset(files, format="parquet")
+    dataset = parquet_dataset(files)
     return dataset.to_table(columns=columns, filter=pc.field("image_id").isin(ids))
 
 
@@ -96,6 +96,6 @@ def read_groups(run: Path, group_ids: list[str] | None = None) -> pa.Table:
     files = [str(p) for p in part_files(run, "extract", "groups")]
     if not files:
         raise UserError(f"no extract/groups in {run}: run `gdt extract --run {run}` first")
-    dataset = ds.dataset(files, format="parquet")
+    dataset = parquet_dataset(files)
     filt = None if group_ids is None else pc.field("group_id").isin(group_ids)
     return dataset.to_table(columns=["group_id", "source", "image_ids"], filter=filt)

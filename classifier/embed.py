@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from PIL import Image
 
 from classifier.encoders import EncoderConfig, EncoderId, ImageEncoder, build_encoder
@@ -28,6 +27,7 @@ from manifests.config import StageConfig
 from manifests.drops import DropKind, DropReason, drop_row
 from manifests.ledger import InputRef, StageManifest
 from manifests.schemas import DROPS, embeddings_schema
+from manifests.storage import read_parquet
 from manifests.tables import iter_batches, part_files
 from pipeline.errors import UserError
 from pipeline.runner import Part, Stage
@@ -136,14 +136,14 @@ class EmbedStage(Stage):
         grouped = grouped_image_keys(run)
         parts = []
         for index, path in enumerate(part_files(run, "extract", "images")):
-            keys = id_keys(pq.read_table(path, columns=["image_id"]).column("image_id").to_pylist())
+            keys = id_keys(read_parquet(path, columns=["image_id"]).column("image_id").to_pylist())
             rows = np.flatnonzero(np.isin(keys, grouped)).tolist()
             parts.append(Part(index, EmbedPart(path=str(path), rows=rows)))
         return parts
 
     def load(self, cfg: EmbedConfig, run: Path, part: Part) -> pa.Table:
         spec: EmbedPart = part.payload
-        table = pq.read_table(spec.path, columns=["image_id", "bytes"])
+        table = read_parquet(spec.path, columns=["image_id", "bytes"])
         return table.take(pa.array(spec.rows, pa.int64()))
 
     def setup(self, cfg: EmbedConfig) -> ImageEncoder:

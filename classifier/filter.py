@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from classifier.config import ClassifyConfig
 from classifier.data import GroupBatch, embeddings_encoder, group_views
@@ -26,6 +25,7 @@ from classifier.train import model_dir
 from manifests.drops import DropKind, DropReason, drop_row
 from manifests.ledger import InputRef, StageManifest
 from manifests.schemas import DROPS, SCORES
+from manifests.storage import as_path, read_parquet
 from manifests.tables import part_files
 from pipeline.errors import UserError
 from pipeline.runner import Part, Stage
@@ -99,8 +99,8 @@ class FilterStage(Stage):
 
     def load(self, cfg: ClassifyConfig, run: Path, part: Part) -> FilterInputs:
         spec: FilterPart = part.payload
-        run = Path(spec.run)
-        groups = pq.read_table(spec.groups_path, columns=["group_id", "image_ids"])
+        run = as_path(spec.run)
+        groups = read_parquet(spec.groups_path, columns=["group_id", "image_ids"])
         dim = embeddings_encoder(run).dim
         return FilterInputs(run=run, batch=group_views(run, groups, dim), dim=dim)
 

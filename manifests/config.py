@@ -17,6 +17,8 @@ from typing import Any, ClassVar, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from manifests.storage import as_path
+
 
 class ConfigError(ValueError):
     """A config file or override that cannot be used; the message says what and where."""
@@ -49,11 +51,12 @@ class RuntimeConfig(StageConfig):
 Section = TypeVar("Section", bound=StageConfig)
 
 
-def load_yaml(path: Path | None) -> dict[str, Any]:
+def load_yaml(path: Path | str | None) -> dict[str, Any]:
+    """A config file's sections; ``path`` may be local or on a store (see ``manifests.storage``)."""
     if path is None:
         return {}
     try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = yaml.safe_load(as_path(path).read_text()) or {}
     except FileNotFoundError as err:
         raise ConfigError(f"config file not found: {path}") from err
     except yaml.YAMLError as err:

@@ -3,70 +3,79 @@
 A stage folder holds its tables as ``<table>/part-NNNNN.parquet``, one completion marker per finished part
 in ``_parts/part-NNNNN.json`` (written last, so a marker means every file of the part is complete), a
 ``_started.json`` naming the config and inputs the parts belong to, and ``_manifest.json`` once the stage
-has finished. Every file is written under a temporary name and renamed when complete.
+has finished: writing the manifest is the stage's commit. The folder may be local or on an object store
+(see ``manifests.storage``); every file is written all-or-nothing, and nothing is ever renamed on a store.
+
+Each write through this module is described as it is written (bytes, sha256, rows, the stamp of the
+stored version) and reported to the open ``journal``s of the process: a part's marker records the
+descriptions of the files the part wrote, and the manifest takes each output's description from the
+markers and from the journal of finalize, so output bytes are never read back. A file whose stored stamp
+no longer matches any description (rewritten by a step that was killed, or written by other code) is
+hashed again, so the manifest is right either way.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import uuid
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import BaseModel, Field
+
+from manifests.storage import (
+    AnyPath,
+    Written,
+    as_path,
+    file_sha256,
+    list_files,
+    parquet_file,
+    tmp_path,
+    write_bytes,
+    write_parquet,
+)
 
 MANIFEST = "_manifest.json"
 STARTED = "_started.json"
 PARTS_DIR = "_parts"
+
+_journals: list[dict[str, Written]] = []
+
+
+@contextmanager
+def journal() -> Iterator[dict[str, Written]]:
+    """Collect every write made through this module while open: ``str(path) -> Written``."""
+    entries: dict[str, Written] = {}
+    _journals.append(entries)
+    try:
+        yield entries
+    finally:
+        _journals.remove(entries)
+
+
+def record_write(path: AnyPath, written: Written) -> Written:
+    """Report a write made elsewhere (a tar, a file written by a Ray task) to the open journals."""
+    for entries in _journals:
+        entries[str(path)] = written
+    return written
 
 
 def part_name(index: int) -> str:
     return f"part-{index:05d}"
 
 
-def tmp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+def atomic_write_bytes(path: AnyPath, data: bytes) -> Written:
+    return record_write(path, write_bytes(as_path(path), data))
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_path(path)
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+def atomic_write_json(path: AnyPath, data: Any) -> Written:
+    return atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
-def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
-
-
-def write_parquet_atomic(table: pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_path(path)
-    try:
-        # Image bytes are already compressed: zstd over them costs CPU and saves nothing.
-        compression = {f.name: "none" if pa.types.is_binary(f.type) else "zstd" for f in table.schema}
-        pq.write_table(table, tmp, compression=compression)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def write_parquet_atomic(table: pa.Table, path: AnyPath) -> Written:
+    return record_write(path, write_parquet(table, as_path(path)))
 
 
 class OutputFile(BaseModel):
@@ -101,27 +110,74 @@ class StageManifest(BaseModel):
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def read_manifest(stage_dir: Path) -> StageManifest | None:
-    path = Path(stage_dir) / MANIFEST
+def read_manifest(stage_dir: AnyPath) -> StageManifest | None:
+    path = as_path(stage_dir) / MANIFEST
     if not path.exists():
         return None
     return StageManifest.model_validate_json(path.read_text())
 
 
-def write_manifest(stage_dir: Path, manifest: StageManifest) -> None:
-    atomic_write_bytes(Path(stage_dir) / MANIFEST, manifest.model_dump_json(indent=2).encode() + b"\n")
+def write_manifest(stage_dir: AnyPath, manifest: StageManifest) -> None:
+    atomic_write_bytes(as_path(stage_dir) / MANIFEST, manifest.model_dump_json(indent=2).encode() + b"\n")
 
 
-def describe_outputs(stage_dir: Path) -> list[OutputFile]:
-    """Every finished output file of a stage folder (ledger files and temporaries excluded)."""
-    stage_dir = Path(stage_dir)
-    files = []
-    for path in sorted(stage_dir.rglob("*")):
-        rel = path.relative_to(stage_dir)
-        if not path.is_file() or any(p.startswith(("_", ".")) for p in rel.parts):
+def written_entry(written: Written) -> dict[str, Any]:
+    """A write's description as a marker stores it."""
+    return {"bytes": written.bytes, "sha256": written.sha256, "stamp": written.stamp, "rows": written.rows}
+
+
+def relative_writes(stage_dir: AnyPath, entries: dict[str, Written]) -> dict[str, dict[str, Any]]:
+    """The journal entries under ``stage_dir``, by path relative to it, as markers store them."""
+    prefix = str(as_path(stage_dir)).rstrip("/") + "/"
+    return {k[len(prefix) :]: written_entry(w) for k, w in entries.items() if k.startswith(prefix)}
+
+
+def describe_outputs(stage_dir: AnyPath) -> list[OutputFile]:
+    """Every finished output file of a stage folder, each read back to be described."""
+    return describe_known_outputs(stage_dir, {})[0]
+
+
+def describe_known_outputs(
+    stage_dir: AnyPath, known: dict[str, dict[str, Any]]
+) -> tuple[list[OutputFile], int]:
+    """Every finished output file of a stage folder (ledger files and temporaries excluded), and how many
+    had to be read back: ``known`` maps relative paths to descriptions taken at write time (markers,
+    journals), used when the stored file still has the stamp they recorded."""
+    stage_dir = as_path(stage_dir)
+    files, rehashed = [], 0
+    for rel, stamp in sorted(list_files(stage_dir).items()):
+        if any(p.startswith(("_", ".")) for p in rel.split("/")):
             continue
-        rows = pq.ParquetFile(path).metadata.num_rows if path.suffix == ".parquet" else None
-        files.append(
-            OutputFile(path=rel.as_posix(), rows=rows, bytes=path.stat().st_size, sha256=file_sha256(path))
-        )
-    return files
+        entry = known.get(rel)
+        if entry is None or entry.get("stamp") != stamp:
+            path = stage_dir / rel
+            rows = parquet_file(path).metadata.num_rows if rel.endswith(".parquet") else None
+            size = path.stat().st_size
+            entry = {"rows": rows, "bytes": size, "sha256": file_sha256(path)}
+            rehashed += 1
+        files.append(OutputFile(path=rel, rows=entry["rows"], bytes=entry["bytes"], sha256=entry["sha256"]))
+    return files, rehashed
+
+
+__all__ = [
+    "MANIFEST",
+    "PARTS_DIR",
+    "STARTED",
+    "InputRef",
+    "OutputFile",
+    "StageManifest",
+    "Written",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "describe_known_outputs",
+    "describe_outputs",
+    "file_sha256",
+    "journal",
+    "part_name",
+    "read_manifest",
+    "record_write",
+    "relative_writes",
+    "tmp_path",
+    "write_manifest",
+    "write_parquet_atomic",
+]

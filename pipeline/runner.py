@@ -17,7 +17,6 @@ from __future__ import annotations
 import errno
 import json
 import pickle
-import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,7 +25,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import yaml
 
 from manifests.config import RuntimeConfig, StageConfig
@@ -38,13 +36,16 @@ from manifests.ledger import (
     StageManifest,
     atomic_write_bytes,
     atomic_write_json,
-    describe_outputs,
+    describe_known_outputs,
+    journal,
     part_name,
     read_manifest,
+    relative_writes,
     write_manifest,
     write_parquet_atomic,
 )
-from manifests.tables import part_files
+from manifests.storage import AnyPath, as_path, children, is_remote, make_dirs, remove
+from manifests.tables import part_files, read_table
 from pipeline.errors import StorageFullError, UserError
 from pipeline.progress import PartProgress
 from pipeline.summary import print_summary
@@ -73,7 +74,7 @@ class Stage:
     cpus_per_part: ClassVar[float] = 1.0
     keeps: ClassVar[tuple[str, ...]] = ()  # folders in the stage folder that other commands write
 
-    def input_refs(self, cfg: StageConfig, run: Path) -> list[InputRef]:
+    def input_refs(self, cfg: StageConfig, run: AnyPath) -> list[InputRef]:
         """What the outputs depend on besides the config: by default, the upstream manifests."""
         refs = []
         for stage in self.upstream:
@@ -83,27 +84,28 @@ class Stage:
             refs.append(InputRef(path=stage, hash=manifest.content_hash()))
         return refs
 
-    def plan(self, cfg: StageConfig, run: Path) -> list[Part]:
+    def plan(self, cfg: StageConfig, run: AnyPath) -> list[Part]:
         raise NotImplementedError
 
     def setup(self, cfg: StageConfig) -> Any:
         """Per-worker state (a loaded model); built once per actor when ``uses_actors``."""
         return None
 
-    def load(self, cfg: StageConfig, run: Path, part: Part) -> Any:
+    def load(self, cfg: StageConfig, run: AnyPath, part: Part) -> Any:
         """Read one part's inputs; by default the payload is the input."""
         return part.payload
 
     def run(self, cfg: StageConfig, inputs: Any, state: Any) -> dict[str, pa.Table]:
         raise NotImplementedError
 
-    def write(self, cfg: StageConfig, inputs: Any, state: Any, stage_dir: Path) -> dict[str, pa.Table]:
+    def write(self, cfg: StageConfig, inputs: Any, state: Any, stage_dir: AnyPath) -> dict[str, pa.Table]:
         """For stages whose output format is files of their own (tar shards, a model): write them under
-        ``stage_dir`` (temporary name, then rename; same bytes for the same part) and return the part's
-        tables as ``run`` does. The part's marker, written after, then certifies those files too."""
+        ``stage_dir`` through ``manifests.storage.open_output`` (all-or-nothing; same bytes for the same
+        part) and report each with ``manifests.ledger.record_write``, then return the part's tables as
+        ``run`` does. The part's marker, written after, then certifies and describes those files too."""
         return self.run(cfg, inputs, state)
 
-    def prepare(self, cfg: StageConfig, run: Path) -> None:
+    def prepare(self, cfg: StageConfig, run: AnyPath) -> None:
         """One-off work that every part needs (an index over the whole input), done once in the driver
         before the parts run. Write it under the stage folder with a leading ``_`` (not an output),
         atomically, and reuse it when it is already there: a resumed stage calls this again, and a
@@ -113,7 +115,7 @@ class Stage:
         """What a part consumed, for the summary (e.g. documents, references)."""
         return {}
 
-    def finalize(self, cfg: StageConfig, run: Path) -> dict[str, Any]:
+    def finalize(self, cfg: StageConfig, run: AnyPath) -> dict[str, Any]:
         """A step over all finished parts (must be idempotent); returns facts for the manifest."""
         return {}
 
@@ -140,27 +142,30 @@ def package_version() -> str:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def execute_part(stage: Stage, cfg: StageConfig, run: Path, part: Part, state: Any) -> dict[str, Any]:
-    """Load, run and write one part; the marker is written last so it certifies every table file."""
+def execute_part(stage: Stage, cfg: StageConfig, run: AnyPath, part: Part, state: Any) -> dict[str, Any]:
+    """Load, run and write one part; the marker is written last so it certifies every file of the part,
+    and it records each file's rows, size and sha256 as they were computed while writing."""
     started = time.perf_counter()
     inputs = stage.load(cfg, run, part)
     stage_dir = run / stage.name
-    tables = stage.write(cfg, inputs, state, stage_dir)
-    unknown = set(tables) - set(stage.outputs)
-    if unknown:
-        raise ValueError(f"stage {stage.name} returned tables it does not declare: {sorted(unknown)}")
     rows = {}
     try:
-        for table_name, schema in stage.outputs.items():
-            table = tables.get(table_name)
-            table = schema.empty_table() if table is None else table.select(schema.names).cast(schema)
-            write_parquet_atomic(table, stage_dir / table_name / f"{part_name(part.index)}.parquet")
-            rows[table_name] = table.num_rows
+        with journal() as written:
+            tables = stage.write(cfg, inputs, state, stage_dir)
+            unknown = set(tables) - set(stage.outputs)
+            if unknown:
+                raise ValueError(f"stage {stage.name} returned tables it does not declare: {sorted(unknown)}")
+            for table_name, schema in stage.outputs.items():
+                table = tables.get(table_name)
+                table = schema.empty_table() if table is None else table.select(schema.names).cast(schema)
+                write_parquet_atomic(table, stage_dir / table_name / f"{part_name(part.index)}.parquet")
+                rows[table_name] = table.num_rows
         stats = {
             "part": part.index,
             "in": stage.count_in(inputs),
             "rows": rows,
             "seconds": round(time.perf_counter() - started, 3),
+            "outputs": relative_writes(stage_dir, written),
         }
         atomic_write_json(stage_dir / PARTS_DIR / f"{part_name(part.index)}.json", stats)
     except OSError as err:
@@ -177,7 +182,7 @@ class _PartTask:
     """Ray Data callable: runs parts; holds the stage's per-worker state when the stage has one."""
 
     def __init__(self, stage: Stage, cfg: StageConfig, run: str):
-        self.stage, self.cfg, self.run = stage, cfg, Path(run)
+        self.stage, self.cfg, self.run = stage, cfg, as_path(run)
         self.state = stage.setup(cfg)
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -193,7 +198,7 @@ class _PartTask:
 def _run_parts_on_ray(
     stage: Stage,
     cfg: StageConfig,
-    run: Path,
+    run: AnyPath,
     todo: list[Part],
     runtime: RuntimeConfig,
     progress: PartProgress,
@@ -232,7 +237,7 @@ def _run_parts_on_ray(
 
 
 def _run_parts_locally(
-    stage: Stage, cfg: StageConfig, run: Path, todo: list[Part], progress: PartProgress
+    stage: Stage, cfg: StageConfig, run: AnyPath, todo: list[Part], progress: PartProgress
 ) -> None:
     state = stage.setup(cfg)
     for part in todo:
@@ -244,22 +249,26 @@ def _run_parts_locally(
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _clear_stage(stage_dir: Path, reason: str, keeps: tuple[str, ...] = ()) -> None:
-    if stage_dir.exists():
+def _clear_stage(stage_dir: AnyPath, reason: str, keeps: tuple[str, ...] = ()) -> None:
+    entries = children(stage_dir)
+    if entries:
         print(f"{stage_dir.name}: {reason}; clearing {stage_dir} and starting over")
-        for path in stage_dir.iterdir():
+        for path in entries:
             if path.name not in keeps:
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
+                remove(path)
 
 
-def _remove_temporaries(stage_dir: Path, keeps: tuple[str, ...]) -> None:
-    """Files a killed worker left under their temporary name (see ``tmp_path``): incomplete, never read."""
-    for path in stage_dir.rglob(".*.tmp-*"):
+def _remove_temporaries(stage_dir: AnyPath, keeps: tuple[str, ...]) -> None:
+    """Files a killed worker left under their temporary name (see ``tmp_path``): incomplete, never read.
+    A store has none: an upload that did not complete leaves no object."""
+    if is_remote(stage_dir):
+        return
+    for path in Path(stage_dir).rglob(".*.tmp-*"):
         if path.is_file() and path.relative_to(stage_dir).parts[0] not in keeps:
             path.unlink()
 
 
-def record_config(run: Path, name: str, cfg: StageConfig) -> None:
+def record_config(run: AnyPath, name: str, cfg: StageConfig) -> None:
     path = run / "config.yaml"
     data = yaml.safe_load(path.read_text()) if path.exists() else {}
     data = data or {}
@@ -267,26 +276,34 @@ def record_config(run: Path, name: str, cfg: StageConfig) -> None:
     atomic_write_bytes(path, yaml.safe_dump(data, sort_keys=False).encode())
 
 
-def _finished_parts(stage_dir: Path) -> dict[int, dict[str, Any]]:
+def _finished_parts(stage_dir: AnyPath) -> dict[int, dict[str, Any]]:
+    markers = [
+        p for p in children(stage_dir / PARTS_DIR) if p.name.startswith("part-") and p.name.endswith(".json")
+    ]
+    if is_remote(stage_dir) and markers:
+        # one concurrent fetch of every marker rather than a round trip each
+        fs = markers[0].fs
+        texts = list(fs.cat([m.path for m in markers]).values())
+    else:
+        texts = [m.read_bytes() for m in markers]
     done = {}
-    for marker in sorted((stage_dir / PARTS_DIR).glob("part-*.json")):
-        stats = json.loads(marker.read_text())
+    for text in texts:
+        stats = json.loads(text)
         done[int(stats["part"])] = stats
-    return done
+    return dict(sorted(done.items()))
 
 
-def _count_drops(run: Path, stage_name: str) -> dict[str, int]:
-    counts: Counter[str] = Counter()
-    for path in part_files(run, stage_name, "drops"):
-        reasons = pq.read_table(path, columns=["reason"]).column("reason").to_pylist()
-        counts.update(reasons)
-    return dict(sorted(counts.items()))
+def _count_drops(run: AnyPath, stage_name: str) -> dict[str, int]:
+    if not part_files(run, stage_name, "drops"):
+        return {}
+    reasons = read_table(run, stage_name, "drops", columns=["reason"]).column("reason").to_pylist()
+    return dict(sorted(Counter(reasons).items()))
 
 
 def run_stage(
     stage: Stage,
     cfg: StageConfig,
-    run: Path,
+    run: AnyPath | str,
     runtime: RuntimeConfig | None = None,
     *,
     force: bool = False,
@@ -294,7 +311,7 @@ def run_stage(
 ) -> StageResult:
     """Run ``stage`` over the run folder ``run``: skip if up to date, else resume or start its parts."""
     runtime = runtime or RuntimeConfig()
-    run = Path(run)
+    run = as_path(run)
     stage_dir = run / stage.name
     inputs = stage.input_refs(cfg, run)
     config_hash = cfg.output_hash()
@@ -315,7 +332,7 @@ def run_stage(
         _clear_stage(stage_dir, "unfinished parts belong to another config or other inputs", stage.keeps)
     _remove_temporaries(stage_dir, stage.keeps)
     atomic_write_json(started_path, key)
-    run.mkdir(parents=True, exist_ok=True)
+    make_dirs(run)
     record_config(run, stage.name, cfg)
 
     started = time.time()
@@ -331,13 +348,17 @@ def run_stage(
         elif todo:
             _run_parts_on_ray(stage, cfg, run, todo, runtime, progress)
     finalize_started = time.time()
-    extra = stage.finalize(cfg, run)
+    with journal() as finalized:
+        extra = stage.finalize(cfg, run)
 
     stats = _finished_parts(stage_dir)
     counts_in: Counter[str] = Counter()
+    known: dict[str, dict[str, Any]] = {}
     for part_stats in stats.values():
         counts_in.update(part_stats["in"])
-    outputs = describe_outputs(stage_dir)
+        known.update(part_stats.get("outputs", {}))
+    known.update(relative_writes(stage_dir, finalized))
+    outputs, rehashed = describe_known_outputs(stage_dir, known)
     counts_out = {
         name: sum(o.rows or 0 for o in outputs if o.path.startswith(f"{name}/")) for name in stage.outputs
     }
@@ -356,6 +377,7 @@ def run_stage(
             "started": started,
             "seconds": round(finished - started, 3),
             "finalize_seconds": round(finished - finalize_started, 3),
+            "outputs_read_back": rehashed,
         },
         parts={"total": len(parts), "run": len(todo), "resumed": len(parts) - len(todo)},
         extra=extra,

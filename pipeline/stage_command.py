@@ -8,7 +8,6 @@ stage; the config is the run's ``--config`` file (or ``RUN/config.yaml`` when no
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from manifests.config import (
     RuntimeConfig,
@@ -19,13 +18,14 @@ from manifests.config import (
     load_yaml,
     section,
 )
+from manifests.storage import as_path
 from pipeline.runner import Stage, StageResult, run_stage
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, example: str) -> None:
     """``--config FILE`` (default: the run's own config.yaml) and repeatable ``--set`` overrides."""
     parser.add_argument(
-        "--config", type=Path, help="YAML config with one section per stage (default: RUN/config.yaml)"
+        "--config", type=as_path, help="YAML config with one section per stage (default: RUN/config.yaml)"
     )
     add_overrides_argument(parser, example)
 
@@ -42,7 +42,12 @@ def read_sections(
 
 
 def add_stage_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run", required=True, type=Path, help="the run folder (created if missing)")
+    parser.add_argument(
+        "--run",
+        required=True,
+        type=as_path,
+        help="the run folder (created if missing), or a URL: s3://bucket/run",
+    )
     add_config_arguments(parser, "extract.min_side=100")
     parser.add_argument("--force", action="store_true", help="redo the stage even if it is up to date")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary")

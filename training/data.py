@@ -29,17 +29,29 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import torch
 import webdataset as wds
 from PIL import Image
 from torchvision import transforms
+from webdataset.tariterators import group_by_keys, tar_file_expander, url_opener
+
+from manifests.storage import as_path, is_remote
 
 Transform = Callable[[Image.Image], torch.Tensor]
 
 
+# read through fsspec, like run folders (see manifests.storage)
+STORE_SCHEMES = ("s3://", "gs://", "gcs://", "az://", "abfs://")
+
+
 def shard_urls(shards: str | Path | Sequence[str], split: str = "train") -> list[str]:
-    """A shard folder (its ``{split}-*.tar``), a brace pattern (``d/train-{000000..000009}.tar``), a list."""
-    if isinstance(shards, Path) or (isinstance(shards, str) and Path(shards).is_dir()):
+    """A shard folder (its ``{split}-*.tar``), a brace pattern (``d/train-{000000..000009}.tar``), a list.
+    The folder may be on an object store: ``s3://bucket/run/shard``."""
+    folder = as_path(shards) if isinstance(shards, str) and "{" not in shards else None
+    if folder is not None and is_remote(folder) and not folder.name.endswith(".tar"):
+        urls = sorted(f"{folder.protocol}://{p}" for p in folder.fs.glob(f"{folder.path}/{split}-*.tar"))
+    elif isinstance(shards, Path) or (isinstance(shards, str) and Path(shards).is_dir()):
         urls = sorted(str(p) for p in Path(shards).glob(f"{split}-*.tar"))
     elif isinstance(shards, str):
         urls = list(wds.shardlists.expand_urls(shards))
@@ -48,6 +60,29 @@ def shard_urls(shards: str | Path | Sequence[str], split: str = "train") -> list
     if not urls:
         raise FileNotFoundError(f"no {split} shards found in {shards}")
     return urls
+
+
+def _open_shards(src: Iterable[dict[str, Any]], handler: Callable = wds.reraise_exception) -> Iterator[dict]:
+    """webdataset's opener, except that object-store URLs are streamed through fsspec (credentials and
+    endpoint from the store's standard environment, as for run folders)."""
+    for sample in src:
+        url = sample["url"]
+        if url.startswith(STORE_SCHEMES):
+            try:
+                yield {**sample, "stream": fsspec.open(url, "rb", use_listings_cache=False).open()}
+            except Exception as err:
+                if handler(err):
+                    continue
+                break
+        else:
+            yield from url_opener([sample], handler=handler)
+
+
+def _tar_samples(src: Iterable[dict[str, Any]]) -> Iterator[dict]:
+    """``wds.tarfile_to_samples`` with ``_open_shards`` as its opener."""
+    handler = wds.reraise_exception
+    files = tar_file_expander(_open_shards(src, handler), handler=handler)
+    return group_by_keys(files, handler=handler)
 
 
 def group_transform(resolution: int) -> Transform:
@@ -170,7 +205,7 @@ def group_dataset(
         ]
     stages = [
         *shards,
-        wds.tarfile_to_samples(),
+        _tar_samples,
         *([partial(_shuffle, bufsize=shuffle_buffer, seed=seed, rank=rank)] if train else []),
         wds.map(decode),
         partial(bucket_by_size, batch_size=batch_size, keep_partial=not train),

@@ -15,13 +15,14 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from manifests.drops import DropReason
+from manifests.storage import parquet_dataset
 from manifests.tables import has_table, part_files, read_table
 from pipeline.dedup.boilerplate import PixelStats
 from pipeline.dedup.verify import PixelSignature
 
 
 def _dataset(run: Path, stage: str, table: str) -> ds.Dataset:
-    return ds.dataset([str(f) for f in part_files(run, stage, table)], format="parquet")
+    return parquet_dataset(part_files(run, stage, table))
 
 
 def image_hashes(run: Path) -> tuple[list[str], np.ndarray]:

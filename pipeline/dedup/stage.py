@@ -41,6 +41,7 @@ from manifests.ledger import (
     write_parquet_atomic,
 )
 from manifests.schemas import DROPS, GROUPS
+from manifests.storage import load_npy
 from manifests.tables import read_table
 from pipeline.dedup import candidates as cand
 from pipeline.dedup import inputs
@@ -139,7 +140,7 @@ class DedupStage(Stage):
             loaded.update(
                 vector_ids=vec_ids,
                 vectors=vecs,
-                probes=np.load(cells, mmap_mode="r") if cells.exists() else None,
+                probes=load_npy(cells) if cells.exists() else None,
                 hash_of=dict(zip(ids, hashes.tolist(), strict=True)),
             )
         else:

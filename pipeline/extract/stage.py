@@ -19,11 +19,11 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from manifests.drops import DropKind, DropReason, drop_row
 from manifests.ledger import InputRef, atomic_write_json, write_parquet_atomic
 from manifests.schemas import DOCUMENTS, DROPS, GROUPS, IMAGES
+from manifests.storage import read_parquet
 from manifests.tables import part_files
 from pipeline.errors import UserError
 from pipeline.extract.cache import DecodeCache
@@ -391,11 +391,11 @@ def keep_first(stage_dir: Path, table: str, key: str) -> int:
     removed = 0
     run, stage = stage_dir.parent, stage_dir.name
     for path in part_files(run, stage, table):
-        keys = pq.read_table(path, columns=[key]).column(key).to_pylist()
+        keys = read_parquet(path, columns=[key]).column(key).to_pylist()
         repeated = [k in seen for k in keys]
         seen.update(keys)
         if any(repeated):
-            data = pq.read_table(path)
+            data = read_parquet(path)
             write_parquet_atomic(data.filter(pa.array([not r for r in repeated])), path)
             removed += sum(repeated)
     return removed
@@ -410,7 +410,7 @@ def drop_repeated_documents(stage_dir: Path) -> int:
     seen: set[str] = set()
     removed = 0
     for doc_path in part_files(run, stage, "documents"):
-        doc_ids = pq.read_table(doc_path, columns=["doc_id"]).column("doc_id").to_pylist()
+        doc_ids = read_parquet(doc_path, columns=["doc_id"]).column("doc_id").to_pylist()
         repeated = sorted(set(doc_ids) & seen)
         seen.update(doc_ids)
         if repeated:
@@ -422,7 +422,7 @@ def drop_repeated_documents(stage_dir: Path) -> int:
 def _remove_documents(doc_path: Path, doc_ids: list[str]) -> None:
     folder = doc_path.parent.parent
     drops_path = folder / "drops" / doc_path.name
-    drops = pq.read_table(drops_path)
+    drops = read_parquet(drops_path)
     already = set(
         pc.filter(drops.column("id"), pc.equal(drops.column("reason"), "duplicate_document")).to_pylist()
     )
@@ -436,7 +436,7 @@ def _remove_documents(doc_path: Path, doc_ids: list[str]) -> None:
     unwanted = pa.array(doc_ids)
     for table in ("groups", "documents"):
         path = folder / table / doc_path.name
-        data = pq.read_table(path)
+        data = read_parquet(path)
         write_parquet_atomic(data.filter(pc.invert(pc.is_in(data.column("doc_id"), unwanted))), path)
 
 

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from manifests.drops import DropKind
 from manifests.ledger import InputRef, read_manifest
+from manifests.storage import parquet_file, read_parquet
 from manifests.tables import has_table, part_files, read_table
 from pipeline.errors import UserError
 
@@ -52,7 +52,7 @@ def dropped_ids(run: Path, kind: DropKind, before: str) -> tuple[set[str], list[
     for stage in stages_before(before):
         found = False
         for path in part_files(run, stage, "drops"):
-            table = pq.read_table(path, columns=["id", "kind"])
+            table = read_parquet(path, columns=["id", "kind"])
             mask = pc.equal(table.column("kind"), str(kind))
             ids.update(table.column("id").filter(mask).to_pylist())
             found = True
@@ -109,7 +109,7 @@ def current_tables(run: Path, reader: str) -> CurrentTables:
     groups_from = latest_stage(run, "groups", before=reader)
     if groups_from is None:
         raise UserError(f"no groups table in {run}: run `gdt extract` first")
-    present = pq.read_schema(part_files(run, groups_from, "groups")[0]).names
+    present = parquet_file(part_files(run, groups_from, "groups")[0]).schema_arrow.names
     columns = GROUP_COLUMNS + [c for c in OPTIONAL_GROUP_COLUMNS if c in present]
     groups = read_table(run, groups_from, "groups", columns=columns)
     dropped, dropped_from = dropped_ids(run, DropKind.GROUP, before=reader)

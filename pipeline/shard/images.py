@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from manifests.storage import as_path, parquet_file
 from manifests.tables import part_files
 
 COLUMNS = ["image_id", "bytes", "format", "width", "height"]
@@ -42,7 +42,7 @@ def index_images(run: Path, wanted: set[str]) -> dict[str, ImageInfo]:
     info: dict[str, ImageInfo] = {}
     for path in part_files(run, "extract", "images"):
         file = path.relative_to(run).as_posix()
-        parquet = pq.ParquetFile(path)
+        parquet = parquet_file(path)
         for rg in range(parquet.num_row_groups):
             ids = parquet.read_row_group(rg, columns=["image_id"]).column(0)
             rows = pc.indices_nonzero(pc.is_in(ids, value_set=wanted_array))
@@ -73,7 +73,7 @@ class RowGroupCache:
         if column is not None:
             self._cache.move_to_end(key)
             return column
-        parquet = pq.ParquetFile(Path(run) / file)
+        parquet = parquet_file(as_path(run) / file)
         column = parquet.read_row_group(row_group, columns=["bytes"]).column(0).combine_chunks()
         self.row_groups_read += 1
         if column.nbytes <= self.cache_bytes:

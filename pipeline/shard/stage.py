@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from manifests.drops import drops_table
 from manifests.ledger import InputRef, StageManifest, part_name, write_parquet_atomic
 from manifests.schemas import DROPS, SHARD_INDEX
+from manifests.storage import read_parquet
 from manifests.tables import part_files
 from pipeline.errors import UserError
 from pipeline.runner import Part, Stage
@@ -83,7 +83,7 @@ class ShardStage(Stage):
     def finalize(self, cfg: ShardConfig, run: Path) -> dict[str, Any]:
         """``index.parquet`` from the index parts, the planning drops, and the facts for the manifest."""
         stage_dir = run / self.name
-        parts = [pq.read_table(p).cast(SHARD_INDEX) for p in part_files(run, self.name, "index")]
+        parts = [read_parquet(p).cast(SHARD_INDEX) for p in part_files(run, self.name, "index")]
         index = pa.concat_tables([SHARD_INDEX.empty_table(), *parts])
         write_parquet_atomic(index, stage_dir / INDEX)
         tables = current_tables(run, reader=self.name)

@@ -1,9 +1,10 @@
-"""Writing one shard: group samples into a tar under a temporary name, renamed into place when complete.
+"""Writing one shard: group samples into a tar, written all-or-nothing (local or on an object store).
 
 A sample is ``{group_id}.json`` followed by ``{group_id}.{i}.{ext}`` for each image in group order (group
 ids are dot-free, so webdataset splits keys correctly). Headers come from ``tarfile`` (ustar, mtime 0,
 uid 0, mode 0644) and data is written straight after them, so the same plan always gives byte-identical
-tars, exactly as ``tarfile`` would write them (the runner records each tar's sha256 in the manifest).
+tars, exactly as ``tarfile`` would write them; the tar's sha256 is computed while it is written and goes
+through the part's marker into the manifest.
 
 Inputs: one ``ShardWork`` and a function reading an image's bytes. Outputs: the tar, its index rows and
 the drops of groups whose image could not be re-encoded.
@@ -12,16 +13,16 @@ the drops of groups whose image could not be re-encoded.
 from __future__ import annotations
 
 import io
-import os
 import tarfile
 from collections.abc import Callable
-from pathlib import Path
+from contextlib import ExitStack
 from typing import Any
 
 from PIL import Image
 
 from manifests.drops import DropKind, DropReason, drop_row
-from manifests.ledger import tmp_path
+from manifests.ledger import record_write
+from manifests.storage import AnyPath, make_dirs, open_output
 from pipeline.shard.config import ShardConfig
 from pipeline.shard.images import ImageInfo
 from pipeline.shard.plan import GroupRecord, ShardWork, sample_json
@@ -33,13 +34,19 @@ class ImageError(Exception):
     """An image that could not be decoded for re-encoding; its group is dropped."""
 
 
-class GroupShardWriter:
-    """One tar of group samples, written under a temporary name; ``commit`` renames it into place."""
+class _Aborted(Exception):
+    """Raised into the open output to throw the tar away."""
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.tmp = tmp_path(self.path)
-        self._raw = open(self.tmp, "wb")  # noqa: SIM115 - closed in commit/abort
+
+class GroupShardWriter:
+    """One tar of group samples (see ``manifests.storage.open_output``): ``commit`` puts it in place and
+    records it for the part's marker; ``abort`` throws it away."""
+
+    def __init__(self, path: AnyPath):
+        self.path = path
+        self._stack = ExitStack()
+        self._output = self._stack.enter_context(open_output(path))
+        self._raw = self._output.writer
         self.position = 0
 
     def _write(self, data: bytes) -> None:
@@ -59,19 +66,17 @@ class GroupShardWriter:
         return start, self.position - start
 
     def commit(self) -> int:
-        """Close the archive, flush it to disk and rename it into place; returns its size in bytes."""
+        """Close the archive and put it in place; returns its size in bytes."""
         self._write(tarfile.NUL * 2 * tarfile.BLOCKSIZE)  # end of archive, then pad the last record
         if self.position % tarfile.RECORDSIZE:
             self._write(tarfile.NUL * (tarfile.RECORDSIZE - self.position % tarfile.RECORDSIZE))
-        self._raw.flush()
-        os.fsync(self._raw.fileno())
-        self._raw.close()
-        os.replace(self.tmp, self.path)
+        self._stack.close()
+        assert self._output.written is not None
+        record_write(self.path, self._output.written)
         return self.position
 
     def abort(self) -> None:
-        self._raw.close()
-        self.tmp.unlink(missing_ok=True)
+        self._stack.__exit__(_Aborted, _Aborted(), None)
 
     def __enter__(self) -> GroupShardWriter:
         return self
@@ -115,7 +120,7 @@ def sample_members(
 
 
 def write_shard(
-    cfg: ShardConfig, work: ShardWork, read: Callable[[ImageInfo], bytes], out_dir: Path
+    cfg: ShardConfig, work: ShardWork, read: Callable[[ImageInfo], bytes], out_dir: AnyPath
 ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """Write ``out_dir/work.name`` atomically; returns its index rows and drops.
 
@@ -123,7 +128,7 @@ def write_shard(
     it has no index rows, only drops.
     """
     index, drops = [], []
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(out_dir)
     with GroupShardWriter(out_dir / work.name) as writer:
         for record in work.records:
             try:

@@ -5,8 +5,11 @@ import pyarrow as pa
 from manifests.ledger import (
     StageManifest,
     atomic_write_bytes,
+    describe_known_outputs,
     describe_outputs,
+    journal,
     read_manifest,
+    relative_writes,
     write_manifest,
     write_parquet_atomic,
 )
@@ -40,3 +43,24 @@ def test_manifest_round_trips_and_content_hash_ignores_timings(tmp_path: Path):
     assert timed.content_hash() == manifest.content_hash()
     other = manifest.model_copy(update={"config_hash": "other"})
     assert other.content_hash() != manifest.content_hash()
+
+
+def test_outputs_are_described_from_what_was_recorded_while_writing(tmp_path: Path):
+    with journal() as written:
+        write_parquet_atomic(pa.table({"v": [1, 2, 3]}), tmp_path / "t" / "part-00000.parquet")
+        atomic_write_bytes(tmp_path / "t" / "part-00001.parquet.txt", b"x")
+    known = relative_writes(tmp_path, written)
+    assert set(known) == {"t/part-00000.parquet", "t/part-00001.parquet.txt"}
+    outputs, read_back = describe_known_outputs(tmp_path, known)
+    assert read_back == 0
+    assert outputs == describe_outputs(tmp_path)  # the same as reading every byte back
+
+
+def test_a_file_rewritten_after_it_was_recorded_is_read_back(tmp_path: Path):
+    with journal() as written:
+        write_parquet_atomic(pa.table({"v": [1, 2, 3]}), tmp_path / "t" / "part-00000.parquet")
+    known = relative_writes(tmp_path, written)
+    write_parquet_atomic(pa.table({"v": [9]}), tmp_path / "t" / "part-00000.parquet")  # not journaled
+    outputs, read_back = describe_known_outputs(tmp_path, known)
+    assert read_back == 1
+    assert outputs[0].rows == 1 and outputs == describe_outputs(tmp_path)

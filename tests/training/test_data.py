@@ -157,3 +157,21 @@ def test_training_needs_an_epoch_length_and_shards(tmp_path):
     with pytest.raises(FileNotFoundError):
         shard_urls(tmp_path, split="val")
     assert shard_urls(str(tmp_path / "train-{000000..000000}.tar")) == [str(tmp_path / "train-000000.tar")]
+
+
+@pytest.mark.integration
+def test_shards_on_s3_load_the_same_groups_as_on_disk(tmp_path, s3_bucket):
+    from manifests.storage import as_path
+
+    groups = write_shards(tmp_path, [[2, 3], [2, 2]])
+    remote = as_path(f"{s3_bucket}/run/shard")
+    remote.fs.put(str(tmp_path), remote.path, recursive=True)
+    urls = shard_urls(str(remote))
+    assert urls == [f"{remote}/train-{s:06d}.tar" for s in range(2)]
+    loader = group_loader(str(remote), batch_size=2, resolution=RESOLUTION, train=False, num_workers=0)
+    seen = Counter()
+    for batch in loader:
+        for b, gid in enumerate(batch["group_id"]):
+            seen[gid] += 1
+            assert torch.equal(batch["images"][b], expected_images(groups[gid]["images"]))
+    assert seen == Counter({gid: 1 for gid in groups})
