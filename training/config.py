@@ -111,6 +111,9 @@ class TrainConfig(StageConfig):
     keep_checkpoints: int = Field(3, ge=1)
     log_every: int = Field(10, ge=1)
     peak_tflops: float | None = None  # accelerator peak for MFU; None = looked up from the device name
+    # ddp: every process holds the whole model; fsdp: weights, gradients, optimiser state and EMA are
+    # sharded across processes (FSDP2), for models that do not fit one device with their optimiser.
+    parallel: Literal["ddp", "fsdp"] = "ddp"
     model: ModelConfig
     objective: ObjectiveConfig = ObjectiveConfig()
     optim: OptimConfig = OptimConfig()

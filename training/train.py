@@ -20,6 +20,7 @@ import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
 
 from training import checkpoint as ckpt
+from training import fsdp as sharding
 from training import lora
 from training.config import DataConfig, TrainConfig, dump_train_config
 from training.ema import EMA
@@ -190,7 +191,11 @@ def main(cfg: TrainConfig, data: Iterable[dict] | None = None, shards: str | Non
         transformer, cfg.model.arch, encoders.pixels_per_latent, cfg.model.image_sees_other_captions
     )
     objective = build_objective(cfg.objective.kind, cfg.objective.logit_mean, cfg.objective.logit_std)
-    ema = EMA(transformer.to(device), cfg.ema_decay)
+    fsdp = cfg.parallel == "fsdp"
+    transformer.to(device)
+    if fsdp:  # before the EMA and the optimiser, which then hold shards too
+        sharding.shard(transformer)
+    ema = EMA(transformer, cfg.ema_decay)
     optimizer = torch.optim.AdamW(
         [p for p in transformer.parameters() if p.requires_grad],
         lr=cfg.optim.lr,
@@ -200,7 +205,10 @@ def main(cfg: TrainConfig, data: Iterable[dict] | None = None, shards: str | Non
     )
     # Stepped once per optimiser step by us, so it is not handed to accelerate (which steps it per process).
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup(s, cfg.optim.warmup_steps))
-    model, optimizer = accelerator.prepare(transformer, optimizer)
+    if fsdp:  # sharded by hand; accelerate still runs autocast, accumulation and the optimiser step
+        model, optimizer = transformer, accelerator.prepare(optimizer)
+    else:
+        model, optimizer = accelerator.prepare(transformer, optimizer)
     denoiser = Denoiser(model, cfg.model.arch, encoders.pixels_per_latent)
     # One generator draws every random number of the objective (timesteps, noise, dropout, references),
     # so its saved state makes a resumed run draw exactly what the uninterrupted run would have drawn.
@@ -210,10 +218,13 @@ def main(cfg: TrainConfig, data: Iterable[dict] | None = None, shards: str | Non
     step, batches_seen, is_lora = 0, 0, cfg.model.lora_rank is not None
     last = ckpt.latest_checkpoint(out)
     if last is not None:
-        lora.load_weights(accelerator.unwrap_model(model), ckpt.load_weights(last, "model"), is_lora)
-        ema.load_state_dict(ckpt.load_weights(last, "ema"))
+        if fsdp:
+            sharding.load_sharded(last, model, optimizer.optimizer, ema.shadow)
+        else:
+            lora.load_weights(accelerator.unwrap_model(model), ckpt.load_weights(last, "model"), is_lora)
+            ema.load_state_dict(ckpt.load_weights(last, "ema"))
         states = ckpt.load_tensors(last / "optimizer.pt")
-        ckpt.load_training_state(states, optimizer, schedule, accelerator.scaler)
+        ckpt.load_training_state(states, None if fsdp else optimizer, schedule, accelerator.scaler)
         state = ckpt.load_tensors(last / f"state-rank{rank}.pt")
         step, batches_seen = int(state["step"]), int(state["batches_seen"])
         ckpt.restore_rng(state["rng"], generator)
@@ -289,10 +300,10 @@ def main(cfg: TrainConfig, data: Iterable[dict] | None = None, shards: str | Non
             save(cfg, accelerator, model, ema, optimizer, schedule, encoders, generator, step, batches_seen)
 
         # ---- Validation samples (EMA weights) ----
-        if cfg.sample.every and step % cfg.sample.every == 0 and accelerator.is_main_process:
-            write_samples(
-                cfg, accelerator.unwrap_model(model), ema, encoders, context, val_captions, step, x0
-            )
+        # (every FSDP process samples: each forward gathers the shards, a collective they all join)
+        if cfg.sample.every and step % cfg.sample.every == 0 and (fsdp or accelerator.is_main_process):
+            unwrapped = accelerator.unwrap_model(model)
+            write_samples(cfg, unwrapped, ema, encoders, context, val_captions, step, x0, accelerator)
     accelerator.wait_for_everyone()
     return records
 
@@ -306,26 +317,32 @@ def save(cfg, accelerator, model, ema, optimizer, schedule, encoders, generator,
     accelerator.wait_for_everyone()
     rank_state = {"step": step, "batches_seen": batches_seen, "rng": ckpt.rng_state(generator)}
     torch.save(rank_state, tmp / f"state-rank{accelerator.process_index}.pt")
-    model_state = accelerator.get_state_dict(model)
+    fsdp = cfg.parallel == "fsdp"
+    if fsdp:  # collectives: every process gathers and writes its shards
+        model_state, ema_state = sharding.full_state(model), sharding.full_tensors(ema.state_dict())
+        sharding.save_sharded(tmp, model, optimizer.optimizer, ema.shadow)
+    else:
+        model_state, ema_state = accelerator.get_state_dict(model), ema.state_dict()
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         stored = lora.stored_weights(model_state, cfg.model.lora_rank is not None)
-        weights = {"model": stored, "ema": ema.state_dict()}
+        weights = {"model": stored, "ema": ema_state}
         frozen = frozen_state(cfg, encoders, model_state)
         if frozen:
             weights["frozen"] = frozen
         ckpt.write_weights(tmp, weights)
-        states = ckpt.training_state(optimizer, schedule, accelerator.scaler)
+        states = ckpt.training_state(None if fsdp else optimizer, schedule, accelerator.scaler)
         torch.save(states, tmp / "optimizer.pt")
         (tmp / "config.yaml").write_text(dump_train_config(cfg))
         ckpt.commit(tmp, final, cfg.keep_checkpoints)
     accelerator.wait_for_everyone()
 
 
-def write_samples(cfg, model, ema, encoders, context, captions, step, x0) -> None:
+def write_samples(cfg, model, ema, encoders, context, captions, step, x0, accelerator) -> None:
     """A validation grid (a row per group) from the EMA weights, with a fixed seed so grids compare."""
     model.eval()
     generator = torch.Generator(x0.device).manual_seed(cfg.seed)
+    sharding.reshard(model)  # (FSDP) forwards below must gather the EMA weights, not a stale copy
     with ema.applied(model):
         images = sample_groups(
             Denoiser(model, cfg.model.arch, encoders.pixels_per_latent),
@@ -339,5 +356,7 @@ def write_samples(cfg, model, ema, encoders, context, captions, step, x0) -> Non
             generator,
             cfg.sample.flow_shift,
         )
-    save_group_images(images, Path(cfg.out_dir) / "samples", name=f"step-{step:08d}", separate=False)
+        sharding.reshard(model)  # and training must not go on with the EMA weights gathered at the root
+    if accelerator.is_main_process:
+        save_group_images(images, Path(cfg.out_dir) / "samples", name=f"step-{step:08d}", separate=False)
     model.train()
