@@ -31,6 +31,7 @@ from training.models import TextEmbeddings, build_text_encoder, build_transforme
 from training.objective import Denoiser, build_objective, drop_captions, per_image_loss
 from training.references import apply_references, sample_references
 from training.sampling import sample_groups, save_group_images
+from training.validation import validate
 
 DTYPES = {"no": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -102,6 +103,24 @@ def shard_batches(data: DataConfig, shards: str, seed: int) -> Iterable[dict]:
         yield from loader
 
 
+def val_batches(data: DataConfig, shards: str, seed: int) -> list[dict]:
+    """The validation batches of this process, drawn once from the val shards (see training.validation)."""
+    from training.data import group_loader
+
+    loader = group_loader(
+        shards,
+        split="val",
+        batch_size=data.batch_size,
+        resolution=data.resolution,
+        train=True,
+        batches_per_epoch=data.val_batches,
+        num_workers=0,
+        seed=seed,
+        max_group_size=data.max_group_size,
+    )
+    return list(loader)
+
+
 def resume_data(data: Iterable[dict], batches_seen: int) -> Iterator[dict]:
     """Continue a deterministic stream where the checkpoint left it, by skipping what was already seen."""
     return islice(iter(data), batches_seen, None)
@@ -171,8 +190,15 @@ def warmup(step: int, warmup_steps: int) -> float:
 #################################################################################
 
 
-def main(cfg: TrainConfig, data: Iterable[dict] | None = None, shards: str | None = None) -> list[dict]:
+def main(
+    cfg: TrainConfig,
+    data: Iterable[dict] | None = None,
+    shards: str | None = None,
+    val_data: Iterable[dict] | None = None,
+) -> list[dict]:
     """Train from `data` (or the shards in `shards`); resumes from the newest checkpoint in cfg.out_dir.
+
+    With `data.val_every`, the validation loss comes from `val_data` or else the val shards in `shards`.
 
     Returns one record per optimiser step taken in this call (step, loss, lr, samples/s, MFU).
     """
@@ -238,6 +264,12 @@ def main(cfg: TrainConfig, data: Iterable[dict] | None = None, shards: str | Non
         batches = resume_data(data, batches_seen if skip else 0)
     else:
         batches = resume_data(data, batches_seen)
+    held_out = []
+    if cfg.data.val_every:
+        if val_data is not None:
+            held_out = list(islice(val_data, cfg.data.val_batches))
+        else:
+            held_out = val_batches(cfg.data, shards, cfg.seed)
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(dump_train_config(cfg))
@@ -284,6 +316,8 @@ def main(cfg: TrainConfig, data: Iterable[dict] | None = None, shards: str | Non
             "groups_per_s": groups_seen * world / seconds,
             "mfu": mfu(step_flops * world, seconds, None if peak is None else peak * world),
         }
+        if cfg.data.val_every and step % cfg.data.val_every == 0:
+            record.update(validate(cfg, accelerator, model, objective, encoders, context, held_out))
         records.append(record)
         if accelerator.is_main_process:
             with (out / "log.jsonl").open("a") as log:
