@@ -4,6 +4,8 @@ Layout of `OUT/checkpoints/step-NNNNNNNN/` (written under a temporary name and r
   model.safetensors, ema.safetensors       transformer weights (live and EMA)
   frozen.safetensors                       VAE and text encoder, only when built randomly from a preset
   optimizer.pt                             optimiser, lr-scheduler and (fp16) GradScaler state
+  sharded/                                 FSDP runs: model, optimiser and EMA shards (training/fsdp.py),
+                                           from which they resume; optimizer.pt then has no optimiser
   state-rank{R}.pt                         step, batches seen, data-loader state and RNG states of process R
   config.yaml                              the resolved TrainConfig
 Everything is read back with safetensors or `torch.load(weights_only=True)`: nothing is unpickled.
@@ -77,15 +79,21 @@ def load_tensors(path: Path) -> Any:
 
 
 def training_state(optimizer, schedule, scaler=None) -> dict[str, Any]:
-    """Optimiser, lr schedule and, under fp16, the GradScaler (its scale took many steps to settle)."""
-    state = {"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict()}
+    """Optimiser, lr schedule and, under fp16, the GradScaler (its scale took many steps to settle).
+
+    optimizer None: it is saved elsewhere (sharded, under FSDP).
+    """
+    state = {"schedule": schedule.state_dict()}
+    if optimizer is not None:
+        state["optimizer"] = optimizer.state_dict()
     if scaler is not None:
         state["scaler"] = scaler.state_dict()
     return state
 
 
 def load_training_state(state: dict[str, Any], optimizer, schedule, scaler=None) -> None:
-    optimizer.load_state_dict(state["optimizer"])
+    if optimizer is not None:
+        optimizer.load_state_dict(state["optimizer"])
     schedule.load_state_dict(state["schedule"])
     if scaler is not None and "scaler" in state:
         scaler.load_state_dict(state["scaler"])

@@ -20,7 +20,7 @@ from training.models import TRANSFORMER_PRESETS
 
 
 class ModelConfig(StageConfig):
-    arch: Literal["pixart", "sd3"]
+    arch: Literal["pixart", "sd3", "flux"]  # flux: the tiny preset (FLUX.1's text encoders not yet wired)
     # A local diffusers folder (transformer/ vae/ text_encoder/ tokenizer/); a component with a preset is
     # built randomly from the preset instead, so a run can mix e.g. a pretrained VAE and a fresh transformer.
     pretrained: str | None = None
@@ -55,6 +55,8 @@ class ModelConfig(StageConfig):
             raise ValueError(f"{', '.join(missing)}: set a preset or model.pretrained")
         if self.arch == "sd3" and self.text_kind == "t5":
             raise ValueError("sd3 needs pooled text embeddings: set text_kind to sd3 (pretrained) or clip")
+        if self.arch == "flux" and self.text_kind != "clip":
+            raise ValueError("flux needs pooled text embeddings: set text_kind to clip")
         return self
 
 
@@ -90,6 +92,8 @@ class DataConfig(StageConfig):
     # "reseed" starts a fresh stream seeded by the step (instant, reproducible, not the same batches).
     resume: Literal["skip", "reseed"] = "skip"
     cache_dir: str | None = None  # cache of VAE posteriors and caption embeddings; None = no cache
+    val_every: int = Field(0, ge=0)  # validation loss on the val-*.tar shards every K steps; 0 = never
+    val_batches: int = Field(4, ge=1)  # per process, the same batches at every evaluation
 
 
 class SampleConfig(StageConfig):
@@ -111,6 +115,9 @@ class TrainConfig(StageConfig):
     keep_checkpoints: int = Field(3, ge=1)
     log_every: int = Field(10, ge=1)
     peak_tflops: float | None = None  # accelerator peak for MFU; None = looked up from the device name
+    # ddp: every process holds the whole model; fsdp: weights, gradients, optimiser state and EMA are
+    # sharded across processes (FSDP2), for models that do not fit one device with their optimiser.
+    parallel: Literal["ddp", "fsdp"] = "ddp"
     model: ModelConfig
     objective: ObjectiveConfig = ObjectiveConfig()
     optim: OptimConfig = OptimConfig()

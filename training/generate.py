@@ -70,7 +70,7 @@ def generate(
     generator = torch.Generator(device).manual_seed(seed)
     n, m, res = len(captions), len(references), cfg.data.resolution
     pixels = encoders.pixels_per_latent
-    latent_shape = (transformer.config.in_channels, res // pixels, res // pixels)
+    latent_shape = (encoders.vae.config.latent_channels, res // pixels, res // pixels)  # (FLUX packs its own)
     ref_mask, ref_latents = None, None
     if m:
         images = torch.stack([load_image(p, res) for p in references])

@@ -20,6 +20,7 @@ import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
 
 from training import checkpoint as ckpt
+from training import fsdp as sharding
 from training import lora
 from training.config import DataConfig, TrainConfig, dump_train_config
 from training.ema import EMA
@@ -30,6 +31,7 @@ from training.models import TextEmbeddings, build_text_encoder, build_transforme
 from training.objective import Denoiser, build_objective, drop_captions, per_image_loss
 from training.references import apply_references, sample_references
 from training.sampling import sample_groups, save_group_images
+from training.validation import validate
 
 DTYPES = {"no": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -101,6 +103,24 @@ def shard_batches(data: DataConfig, shards: str, seed: int) -> Iterable[dict]:
         yield from loader
 
 
+def val_batches(data: DataConfig, shards: str, seed: int) -> list[dict]:
+    """The validation batches of this process, drawn once from the val shards (see training.validation)."""
+    from training.data import group_loader
+
+    loader = group_loader(
+        shards,
+        split="val",
+        batch_size=data.batch_size,
+        resolution=data.resolution,
+        train=True,
+        batches_per_epoch=data.val_batches,
+        num_workers=0,
+        seed=seed,
+        max_group_size=data.max_group_size,
+    )
+    return list(loader)
+
+
 def resume_data(data: Iterable[dict], batches_seen: int) -> Iterator[dict]:
     """Continue a deterministic stream where the checkpoint left it, by skipping what was already seen."""
     return islice(iter(data), batches_seen, None)
@@ -170,8 +190,15 @@ def warmup(step: int, warmup_steps: int) -> float:
 #################################################################################
 
 
-def main(cfg: TrainConfig, data: Iterable[dict] | None = None, shards: str | None = None) -> list[dict]:
+def main(
+    cfg: TrainConfig,
+    data: Iterable[dict] | None = None,
+    shards: str | None = None,
+    val_data: Iterable[dict] | None = None,
+) -> list[dict]:
     """Train from `data` (or the shards in `shards`); resumes from the newest checkpoint in cfg.out_dir.
+
+    With `data.val_every`, the validation loss comes from `val_data` or else the val shards in `shards`.
 
     Returns one record per optimiser step taken in this call (step, loss, lr, samples/s, MFU).
     """
@@ -190,7 +217,11 @@ def main(cfg: TrainConfig, data: Iterable[dict] | None = None, shards: str | Non
         transformer, cfg.model.arch, encoders.pixels_per_latent, cfg.model.image_sees_other_captions
     )
     objective = build_objective(cfg.objective.kind, cfg.objective.logit_mean, cfg.objective.logit_std)
-    ema = EMA(transformer.to(device), cfg.ema_decay)
+    fsdp = cfg.parallel == "fsdp"
+    transformer.to(device)
+    if fsdp:  # before the EMA and the optimiser, which then hold shards too
+        sharding.shard(transformer)
+    ema = EMA(transformer, cfg.ema_decay)
     optimizer = torch.optim.AdamW(
         [p for p in transformer.parameters() if p.requires_grad],
         lr=cfg.optim.lr,
@@ -200,7 +231,10 @@ def main(cfg: TrainConfig, data: Iterable[dict] | None = None, shards: str | Non
     )
     # Stepped once per optimiser step by us, so it is not handed to accelerate (which steps it per process).
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup(s, cfg.optim.warmup_steps))
-    model, optimizer = accelerator.prepare(transformer, optimizer)
+    if fsdp:  # sharded by hand; accelerate still runs autocast, accumulation and the optimiser step
+        model, optimizer = transformer, accelerator.prepare(optimizer)
+    else:
+        model, optimizer = accelerator.prepare(transformer, optimizer)
     denoiser = Denoiser(model, cfg.model.arch, encoders.pixels_per_latent)
     # One generator draws every random number of the objective (timesteps, noise, dropout, references),
     # so its saved state makes a resumed run draw exactly what the uninterrupted run would have drawn.
@@ -210,10 +244,13 @@ def main(cfg: TrainConfig, data: Iterable[dict] | None = None, shards: str | Non
     step, batches_seen, is_lora = 0, 0, cfg.model.lora_rank is not None
     last = ckpt.latest_checkpoint(out)
     if last is not None:
-        lora.load_weights(accelerator.unwrap_model(model), ckpt.load_weights(last, "model"), is_lora)
-        ema.load_state_dict(ckpt.load_weights(last, "ema"))
+        if fsdp:
+            sharding.load_sharded(last, model, optimizer.optimizer, ema.shadow)
+        else:
+            lora.load_weights(accelerator.unwrap_model(model), ckpt.load_weights(last, "model"), is_lora)
+            ema.load_state_dict(ckpt.load_weights(last, "ema"))
         states = ckpt.load_tensors(last / "optimizer.pt")
-        ckpt.load_training_state(states, optimizer, schedule, accelerator.scaler)
+        ckpt.load_training_state(states, None if fsdp else optimizer, schedule, accelerator.scaler)
         state = ckpt.load_tensors(last / f"state-rank{rank}.pt")
         step, batches_seen = int(state["step"]), int(state["batches_seen"])
         ckpt.restore_rng(state["rng"], generator)
@@ -227,6 +264,12 @@ def main(cfg: TrainConfig, data: Iterable[dict] | None = None, shards: str | Non
         batches = resume_data(data, batches_seen if skip else 0)
     else:
         batches = resume_data(data, batches_seen)
+    held_out = []
+    if cfg.data.val_every:
+        if val_data is not None:
+            held_out = list(islice(val_data, cfg.data.val_batches))
+        else:
+            held_out = val_batches(cfg.data, shards, cfg.seed)
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(dump_train_config(cfg))
@@ -273,6 +316,8 @@ def main(cfg: TrainConfig, data: Iterable[dict] | None = None, shards: str | Non
             "groups_per_s": groups_seen * world / seconds,
             "mfu": mfu(step_flops * world, seconds, None if peak is None else peak * world),
         }
+        if cfg.data.val_every and step % cfg.data.val_every == 0:
+            record.update(validate(cfg, accelerator, model, objective, encoders, context, held_out))
         records.append(record)
         if accelerator.is_main_process:
             with (out / "log.jsonl").open("a") as log:
@@ -289,10 +334,10 @@ def main(cfg: TrainConfig, data: Iterable[dict] | None = None, shards: str | Non
             save(cfg, accelerator, model, ema, optimizer, schedule, encoders, generator, step, batches_seen)
 
         # ---- Validation samples (EMA weights) ----
-        if cfg.sample.every and step % cfg.sample.every == 0 and accelerator.is_main_process:
-            write_samples(
-                cfg, accelerator.unwrap_model(model), ema, encoders, context, val_captions, step, x0
-            )
+        # (every FSDP process samples: each forward gathers the shards, a collective they all join)
+        if cfg.sample.every and step % cfg.sample.every == 0 and (fsdp or accelerator.is_main_process):
+            unwrapped = accelerator.unwrap_model(model)
+            write_samples(cfg, unwrapped, ema, encoders, context, val_captions, step, x0, accelerator)
     accelerator.wait_for_everyone()
     return records
 
@@ -306,26 +351,32 @@ def save(cfg, accelerator, model, ema, optimizer, schedule, encoders, generator,
     accelerator.wait_for_everyone()
     rank_state = {"step": step, "batches_seen": batches_seen, "rng": ckpt.rng_state(generator)}
     torch.save(rank_state, tmp / f"state-rank{accelerator.process_index}.pt")
-    model_state = accelerator.get_state_dict(model)
+    fsdp = cfg.parallel == "fsdp"
+    if fsdp:  # collectives: every process gathers and writes its shards
+        model_state, ema_state = sharding.full_state(model), sharding.full_tensors(ema.state_dict())
+        sharding.save_sharded(tmp, model, optimizer.optimizer, ema.shadow)
+    else:
+        model_state, ema_state = accelerator.get_state_dict(model), ema.state_dict()
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         stored = lora.stored_weights(model_state, cfg.model.lora_rank is not None)
-        weights = {"model": stored, "ema": ema.state_dict()}
+        weights = {"model": stored, "ema": ema_state}
         frozen = frozen_state(cfg, encoders, model_state)
         if frozen:
             weights["frozen"] = frozen
         ckpt.write_weights(tmp, weights)
-        states = ckpt.training_state(optimizer, schedule, accelerator.scaler)
+        states = ckpt.training_state(None if fsdp else optimizer, schedule, accelerator.scaler)
         torch.save(states, tmp / "optimizer.pt")
         (tmp / "config.yaml").write_text(dump_train_config(cfg))
         ckpt.commit(tmp, final, cfg.keep_checkpoints)
     accelerator.wait_for_everyone()
 
 
-def write_samples(cfg, model, ema, encoders, context, captions, step, x0) -> None:
+def write_samples(cfg, model, ema, encoders, context, captions, step, x0, accelerator) -> None:
     """A validation grid (a row per group) from the EMA weights, with a fixed seed so grids compare."""
     model.eval()
     generator = torch.Generator(x0.device).manual_seed(cfg.seed)
+    sharding.reshard(model)  # (FSDP) forwards below must gather the EMA weights, not a stale copy
     with ema.applied(model):
         images = sample_groups(
             Denoiser(model, cfg.model.arch, encoders.pixels_per_latent),
@@ -339,5 +390,7 @@ def write_samples(cfg, model, ema, encoders, context, captions, step, x0) -> Non
             generator,
             cfg.sample.flow_shift,
         )
-    save_group_images(images, Path(cfg.out_dir) / "samples", name=f"step-{step:08d}", separate=False)
+        sharding.reshard(model)  # and training must not go on with the EMA weights gathered at the root
+    if accelerator.is_main_process:
+        save_group_images(images, Path(cfg.out_dir) / "samples", name=f"step-{step:08d}", separate=False)
     model.train()

@@ -13,17 +13,19 @@ import sys
 from pathlib import Path
 
 import pytest
+from safetensors.torch import load_file
 
 from tests.training.data_fixtures import write_shard
 from training.data import group_loader
+from training.generate import generate, read_captions
 
 GROUP_SIZES = [2, 3, 4, 2, 3, 4, 2, 3, 2, 4, 3, 2]
-SETTINGS = ["data.resolution=16", "sample.every=0", "checkpoint_every=2", "data.batches_per_epoch=50"]
+SETTINGS = ["data.resolution=16", "checkpoint_every=2", "data.batches_per_epoch=50"]
 
 
 def torchrun(out: Path, shards: Path, max_steps: int, *extra: str) -> None:
     """Two local processes of `gdt train` on the tiny config; fails with both ranks' output."""
-    overrides = [f"out_dir={out}", f"max_steps={max_steps}", *SETTINGS, *extra]
+    overrides = [f"out_dir={out}", f"max_steps={max_steps}", *SETTINGS, *(extra or ["sample.every=0"])]
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     command += [
         "-m",
@@ -83,3 +85,29 @@ def test_two_ranks_with_mixed_group_sizes_train_and_resume_exactly(tmp_path, sha
     full = losses(tmp_path / "full")
     assert [step for step, _ in full] == [1, 2, 3, 4]
     assert losses(part) == full
+
+
+@pytest.mark.integration
+def test_fsdp_two_ranks_shard_resume_exactly_and_sample(tmp_path, shards):
+    """FSDP2 over 2 gloo processes: sharded checkpoints (model, optimiser, EMA) resume to the same losses,
+    with EMA validation grids on every rank, and the gathered weights sample in one process."""
+    fsdp = ["parallel=fsdp", "sample.every=2", "sample.steps=2", "ema_decay=0.5"]
+    torchrun(tmp_path / "full", shards, 4, *fsdp)
+    part = tmp_path / "part"
+    torchrun(part, shards, 2, *fsdp)
+    sharded = part / "checkpoints" / "step-00000002" / "sharded"
+    assert (sharded / ".metadata").exists() and len(list(sharded.glob("*.distcp"))) == 2
+    torchrun(part, shards, 4, *fsdp)
+    assert losses(part) == losses(tmp_path / "full")
+    assert (part / "samples" / "step-00000004.png").exists()
+
+    last = part / "checkpoints" / "step-00000004"
+    for name in ("model", "ema"):
+        assert (
+            load_file(last / f"{name}.safetensors").keys()
+            == load_file(tmp_path / "full" / "checkpoints" / "step-00000004" / f"{name}.safetensors").keys()
+        )
+    captions = tmp_path / "captions.txt"
+    captions.write_text("a\nb\n")
+    paths = generate(last, read_captions(captions), tmp_path / "samples", steps=2)
+    assert [p.name for p in paths] == ["grid.png", "0.png", "1.png"]

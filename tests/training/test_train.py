@@ -103,8 +103,9 @@ def test_accumulation_and_bf16_resume_exactly(tmp_path):
             "model.text_kind=clip",
             "model.attention_impl=split",
         ],
+        ["model.arch=flux", "model.transformer_preset=flux-tiny", "model.text_kind=clip"],
     ],
-    ids=["pixart-ddpm", "sd3-flow"],
+    ids=["pixart-ddpm", "sd3-flow", "flux-flow"],
 )
 def test_both_architectures_and_objectives_train(tmp_path, overrides):
     cfg = tiny_config(
