@@ -1,7 +1,8 @@
 """The FastAPI application of the web form: shared state, security middleware, the routes.
 
 ``create_app(run, cfg)`` opens (building on first start) the index, the label store and the queue,
-then serves the JSON API (``api.py``) and the browser pages (``pages.py``). Before any route runs, a
+then serves the JSON API (``api.py``), the browser pages (``pages.py``), the guidelines
+(``guidelines.py``) and the reviewers' page (``review.py``). Before any route runs, a
 request must name an allowed Host (DNS rebinding) and carry at most ``max_body_bytes`` (413 without
 reading the rest); then the origin check of ``auth.py`` applies.
 """

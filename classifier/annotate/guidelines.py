@@ -51,6 +51,7 @@ def examples(state, n: int) -> dict[str, list[dict[str, Any]]]:
     """Up to ``n`` good and ``n`` bad example groups: reviewer decisions first, then groups that two or
     more annotators labelled alike. Single labels are never examples: one person's call is no guideline."""
     out: dict[str, list[dict[str, Any]]] = {"good": [], "bad": []}
+    # reviewer decisions first: they win over agreeing labels of the same group
     candidates = [
         (g, f["label"], f"decided by reviewer {f['reviewer']}") for g, f in final_labels(state.store).items()
     ]
@@ -59,12 +60,13 @@ def examples(state, n: int) -> dict[str, list[dict[str, Any]]]:
         if len(votes) >= 2 and len(values) == 1:
             candidates.append((group_id, values.pop(), f"{len(votes)} annotators agree"))
     seen: set[str] = set()
-    for group_id, label, why in sorted(candidates, key=lambda c: c[2].startswith("decided"), reverse=True):
-        group = state.index.group(group_id)
-        if group_id in seen or group is None or len(out[label]) >= n:
+    for group_id, label, why in candidates:
+        if group_id in seen or len(out[label]) >= n:
             continue
         seen.add(group_id)
-        out[label].append({"group_id": group_id, "image_ids": group["image_ids"][:8], "why": why})
+        group = state.index.group(group_id)
+        if group is not None:
+            out[label].append({"group_id": group_id, "image_ids": group["image_ids"][:8], "why": why})
     return out
 
 

@@ -184,7 +184,6 @@ def test_layouts_fit_the_viewport_above_the_button_bar(
         page.set_viewport_size({"width": width, "height": height})
         page.wait_for_function(f"window.innerWidth === {width}")
         page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
-        page.screenshot(path=tmp_path / f"layout-{n_images}-{width}.png")
         geometry = page.evaluate(GEOMETRY)
         bar_top = geometry["bar"][1]
         cards = geometry["cards"]
