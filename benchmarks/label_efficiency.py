@@ -206,12 +206,13 @@ def hard_set(work: Path) -> tuple[LabelSet, Path]:
     return load_set("near misses", run, json.loads(truth_file.read_text())), run
 
 
-def markdown(results: dict, seeds: int, every: int) -> str:
+def markdown(results: dict, seeds: int, every: int, cfg: ClassifyConfig) -> str:
     lines = [
         f"`python -m benchmarks.label_efficiency`: held-out ROC-AUC (median of {seeds} seeds; groups split "
         "by document source, 60% pool / 40% held out) of the classifier `gdt classify train` fits on the "
         "first N labels, in random order and in the label server's order (background retrainer every "
-        f"{every} labels, scripted annotator over HTTP). Encoder: offline efficientnet_lite0. "
+        f"{every} labels, scripted annotator over HTTP). Candidates from 30 labels on: "
+        f"{', '.join(cfg.candidates)}. Encoder: offline efficientnet_lite0. "
         "Near misses (`benchmarks/hard_groups.py`): two fonts mixed, a photo with another photo, an edit "
         "pair whose after is another photo; 150 good, 150 bad.",
         "",
@@ -238,6 +239,11 @@ def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--every", type=int, default=5, help="label.retrain_every of the server")
+    parser.add_argument(
+        "--candidates",
+        default="logreg,hgb,coherence",
+        help="classify.candidates of the trained classifier (comma-separated; hgb is the slow one)",
+    )
     parser.add_argument("--work", type=Path, help="folder to keep the embedded sets in (default: temporary)")
     parser.add_argument(
         "--into", type=Path, action="append", default=[], help="also write RUN/classify/label_efficiency.json"
@@ -246,7 +252,8 @@ def main(argv: list[str] | None = None) -> str:
     with tempfile.TemporaryDirectory() as tmp, threadpool_limits(limits=1):
         work = args.work or Path(tmp)
         sets = [sample_set(work), hard_set(work)]
-        results = run_benchmark(sets, args.seeds, args.every, ClassifyConfig(threads=1))
+        cfg = ClassifyConfig(threads=1, candidates=tuple(args.candidates.split(",")))
+        results = run_benchmark(sets, args.seeds, args.every, cfg)
     RESULTS.mkdir(exist_ok=True)
     for path in [
         RESULTS / "label_efficiency.json",
@@ -257,7 +264,7 @@ def main(argv: list[str] | None = None) -> str:
     return write_result(
         "label_efficiency",
         "Label efficiency: active queue against random order",
-        markdown(results, args.seeds, args.every),
+        markdown(results, args.seeds, args.every, cfg),
     )
 
 

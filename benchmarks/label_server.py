@@ -163,8 +163,19 @@ def embed_run(run: Path) -> None:
     from classifier.embed import EmbedConfig, EmbedStage
     from classifier.encoders import EncoderConfig
     from manifests.config import RuntimeConfig
+    from manifests.ledger import StageManifest, describe_outputs, read_manifest, write_manifest
     from pipeline.runner import run_stage
 
+    folder = run / "extract"
+    if read_manifest(folder) is None:  # the synthetic tables, recorded as a finished extract stage
+        (folder / "drops").mkdir(exist_ok=True)
+        outputs = describe_outputs(folder)
+        write_manifest(
+            folder,
+            StageManifest(
+                stage="extract", version="synthetic", config={}, config_hash="", inputs=[], outputs=outputs
+            ),
+        )
     encoder = EncoderConfig(kind="efficientnet_lite0", threads=1)
     run_stage(EmbedStage(), EmbedConfig(encoder=encoder), run, RuntimeConfig(executor="local"), quiet=True)
 

@@ -13,8 +13,9 @@ retrainer (``classifier/annotate/retrain.py``) and by ``benchmarks/label_efficie
   lowest ``quantile`` of the pool.
 - ``rank_open``: the serving order. Without a model, k-means clusters visited in turn, each giving its
   most typical open group, so the first labels cover the collection. With one, the clusters are visited
-  in turn (fewest labelled first), each giving its most uncertain open group; every ``hard_every``-th
-  slot goes to the flagged group the model is surest is good (a hard negative, if the rule is right).
+  in turn (fewest labelled first), each giving its most uncertain open group, mixed with the most
+  typical groups of the least labelled clusters; every ``hard_every``-th slot goes to the flagged group
+  the model is surest is good (a hard negative, if the rule is right).
 """
 
 from __future__ import annotations
@@ -110,8 +111,15 @@ def rank_open(
     flags: np.ndarray,
     n: int,
     hard_every: int = 5,
+    explore_every: int = 2,
 ) -> list[int]:
-    """The next ``n`` pool rows to label, best first (never a labelled row)."""
+    """The next ``n`` pool rows to label, best first (never a labelled row).
+
+    Slot i (from 1) takes a hard negative when ``hard_every`` divides i, else the next representative
+    (``representatives``) when ``explore_every`` divides i, else the next uncertain row. The uncertain
+    rows alone would pile up where the model cannot learn (groups its features cannot separate); the
+    representatives keep the labels spread over the collection. 0 turns a kind of slot off.
+    """
     if scores is None:
         return representatives(space, cluster_of, labelled, n)
     u = uncertainty(scores)
@@ -124,14 +132,24 @@ def rank_open(
     visits = _visits(queues, turn, n)  # clusters in turn, each giving its next most uncertain row
     hard = [r for r in np.argsort(-scores, kind="stable").tolist() if flags[r] and not labelled[r]]
     hard = [r for r in hard if scores[r] > 0.5]
+    typical = representatives(space, cluster_of, labelled, n) if explore_every > 0 else []
     order: list[int] = []
     taken: set[int] = set()
-    streams = iter(visits), iter(hard)
+    streams = [iter(visits), iter(typical), iter(hard)]
     while len(order) < n:
-        first = 1 if hard_every > 0 and (len(order) + 1) % hard_every == 0 else 0
-        row = next((r for r in streams[first] if r not in taken), None)
-        if row is None:
-            row = next((r for r in streams[1 - first] if r not in taken), None)
+        slot = len(order) + 1
+        first = (
+            2
+            if hard_every > 0 and slot % hard_every == 0
+            else 1
+            if explore_every and slot % explore_every == 0
+            else 0
+        )
+        row = None
+        for k in (first, 0, 1, 2):
+            row = next((r for r in streams[k] if r not in taken), None)
+            if row is not None:
+                break
         if row is None:
             break
         order.append(row)

@@ -65,7 +65,8 @@ def test_with_a_model_the_most_uncertain_of_each_cluster_come_first():
     labelled = np.zeros(len(space), dtype=bool)
     labelled[[0, 20, 40]] = True
     scores = np.linspace(0.01, 0.99, len(space))[np.random.default_rng(1).permutation(len(space))]
-    order = rank_open(space, clusters, labelled, scores, np.zeros(len(space), dtype=bool), 6, hard_every=0)
+    flags = np.zeros(len(space), dtype=bool)
+    order = rank_open(space, clusters, labelled, scores, flags, 6, hard_every=0, explore_every=0)
     u = uncertainty(scores)
     assert sorted(blob[order[:3]].tolist()) == [0, 1, 2]
     for row in order[:3]:
@@ -82,7 +83,7 @@ def test_hard_negatives_take_every_nth_slot():
     flags = np.zeros(len(space), dtype=bool)
     flags[[5, 25, 45]] = True
     scores[[5, 25, 45]] = [0.97, 0.99, 0.4]  # 45 is flagged but the model already doubts it
-    order = rank_open(space, clusters, labelled, scores, flags, 10, hard_every=5)
+    order = rank_open(space, clusters, labelled, scores, flags, 10, hard_every=5, explore_every=0)
     assert order[4] == 25 and order[9] == 5
     assert 45 not in order[:10] or order.index(45) % 5 != 4
 
@@ -113,3 +114,15 @@ def test_ranking_space_weighs_content_and_coherence():
     assert space.shape == (30, len(group_columns(DIM)) + DIM)
     group_var = space[:, : len(group_columns(DIM))].var(axis=0).sum()
     assert np.isclose(space[:, len(group_columns(DIM)) :].var(axis=0).sum(), group_var)
+
+
+def test_every_other_slot_explores_the_least_labelled_cluster():
+    space, blob = blobs()
+    clusters = cluster_pool(space, 3)
+    labelled = blob != 2  # blobs 0 and 1 are labelled; their rows can no longer be served
+    labelled[np.flatnonzero(blob == 2)[:2]] = False
+    scores = np.full(len(space), 0.5)
+    order = rank_open(space, clusters, labelled, scores, np.zeros(len(space), dtype=bool), 4, hard_every=0)
+    typical = representatives(space, clusters, labelled, 4)
+    assert order[1] == typical[0] and not labelled[order].any()
+    assert len(set(order)) == len(order)
