@@ -46,14 +46,44 @@ def _cosines(pairs: list) -> list[float]:
     return [float(vectors[row[p.original]] @ vectors[row[p.variant]]) for p in pairs]
 
 
-def _score(pairs: list, limits: object) -> tuple[dict, list[float], list[float]]:
-    """Per recipe {kind, pairs, right, wrong, proposed, candidates}; compare times; signature times."""
+LIMITS = (  # (PixelMatch field, Limits field, the copy side: "max" or "min")
+    ("difference", "max_difference", "max"),
+    ("local_difference", "max_local_difference", "max"),
+    ("changed_share", "max_changed_share", "max"),
+    ("structure", "min_structure", "min"),
+    ("sharpness_ratio", "max_sharpness_ratio", "max"),
+    ("texture_change", "max_texture_change", "max"),
+    ("frame_contrast", "max_frame_contrast", "max"),
+)
+
+
+def _distributions(matches: list, limits: object) -> str:
+    """Per measure: the limit, the copies' median and worst value, the share of edits beyond it."""
+    lines = [
+        "| measure | limit | copies: median | worst | edits beyond the limit |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for field, limit_field, side in LIMITS:
+        limit = getattr(limits, limit_field)
+        copies = np.array([getattr(m, field) for kind, m in matches if kind == "copy"])
+        edits = np.array([getattr(m, field) for kind, m in matches if kind == "edit"])
+        worst = copies.max() if side == "max" else copies.min()
+        beyond = (edits > limit) if side == "max" else (edits < limit)
+        lines.append(
+            f"| {field} | {limit:g} | {np.median(copies):.3g} | {worst:.3g} | {100 * beyond.mean():.0f}% |"
+        )
+    return "\n".join(lines)
+
+
+def _score(pairs: list, limits: object) -> tuple[dict, list, list[float], list[float]]:
+    """Per recipe {kind, pairs, right, wrong, by_hash, candidates, found}; (kind, PixelMatch) per pair;
+    compare times; signature times."""
     from pipeline.dedup.verify import PixelSignature, compare
 
     cosines = _cosines(pairs)
 
     rows: dict[str, dict] = {}
-    compare_s, signature_s = [], []
+    compare_s, signature_s, matches = [], [], []
     signatures: dict[bytes, PixelSignature] = {}
     for pair, cosine in zip(pairs, cosines, strict=True):
         for data in (pair.original, pair.variant):
@@ -69,6 +99,7 @@ def _score(pairs: list, limits: object) -> tuple[dict, list[float], list[float]]
         )
         row.update(kind=pair.kind, wrong=row.get("wrong", []))
         copy = match.is_copy(limits)  # type: ignore[arg-type]
+        matches.append((pair.kind, match))
         hashes = [imagehash.phash(Image.open(io.BytesIO(d))) for d in (pair.original, pair.variant)]
         by_hash = hashes[0] - hashes[1] <= PHASH_RADIUS
         candidate = by_hash or cosine >= MIN_COSINE
@@ -79,7 +110,7 @@ def _score(pairs: list, limits: object) -> tuple[dict, list[float], list[float]]
         row["found"] += int(candidate and copy)  # what dedup removes: proposed, then confirmed
         if copy != (pair.kind == "copy"):
             row["wrong"].append(pair.photo)
-    return rows, compare_s, signature_s
+    return rows, matches, compare_s, signature_s
 
 
 def _totals(rows: dict, kind: str) -> tuple[int, int]:
@@ -94,8 +125,9 @@ def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.parse_args(argv if argv is not None else [])
     limits = DedupConfig().pixel_limits()
-    rows, compare_s, signature_s = _score(list(editset.pairs()), limits)
-    held, _, _ = _score(list(editset.pairs(HELD_OUT, seed=1)), limits)
+    rows, matches, compare_s, signature_s = _score(list(editset.pairs()), limits)
+    distributions = _distributions(matches, limits)
+    held, _, _, _ = _score(list(editset.pairs(HELD_OUT, seed=1)), limits)
 
     def table(kind: str) -> str:
         word = "confirmed" if kind == "copy" else "kept"
@@ -133,6 +165,10 @@ inside a group and across the collection: copies proposed and confirmed {found}/
 ({found / copies[1]:.3f}); without embeddings (pHash only; 5% crops move the hash) at least
 {found_by_hash}/{copies[1]}. The candidate rule alone proposes {edit_candidates}/{edits[1]} of the edit
 pairs: without the pixel check those would be removed.
+
+Each measure's limit against the set it was chosen from (`pipeline/dedup/verify.py`):
+
+{distributions}
 
 {table("copy")}
 

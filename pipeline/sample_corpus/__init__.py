@@ -27,7 +27,8 @@ pair and its disparity map, and the logo), scikit-learn's china and flower photo
 grace_hopper photo, and glyphs rendered from the DejaVu, STIX and Computer Modern fonts bundled with
 matplotlib; edits, crops, views and copies are computed from them. `truth.json` (seed {seed}) lists every
 candidate group with a good/bad label and a category, the planted near-duplicate images and duplicate
-groups, the broken references, the boilerplate logo and the shared original photo.
+groups, the broken references, the boilerplate logo, the shared original photos and the before/after
+edit pairs (original, edited picture, kind of edit) that dedup must keep apart.
 """
 
 
