@@ -40,7 +40,7 @@ from manifests.schemas import DOCUMENTS, GROUPS, IMAGES
 # (what, servers, cap per server, latency s, groups)
 SCENARIOS = [
     ("stage", 1, 128, 2.0, 1536),
-    ("stage", 2, 128, 2.0, 2048),
+    ("stage", 2, 128, 4.0, 2048),  # the same groups/s as one server: in flight per server, not CPU
     ("client", 1, 128, 2.0, 1536),
 ]
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "camera", "coins")
@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{r['busy_rate']:.1f} | **{r['ratio']:.2f}** | {r['wall_ratio']:.2f} | {r['max_in_flight']} |"
         )
         print(rows[-1], flush=True)
-    actors = ray.available_resources().get("CPU", 1) // 0.5 if ray.is_initialized() else "?"
+    actors = int(ray.cluster_resources().get("CPU", 1) // 0.5) if ray.is_initialized() else "?"
     body = (
         "`python -m benchmarks.caption`: the openai caption backend with its default settings (128 "
         "requests in flight per server and actor, least_busy, images resized to 768 px) against local "

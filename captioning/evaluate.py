@@ -30,6 +30,7 @@ from captioning.inputs import group_kind, groups_stage, image_bytes, pending_gro
 from captioning.judge import CaptionSet, Comparison, PairwiseJudge
 from captioning.page import render_page
 from captioning.scoring import Grounder, Measure, TemplateScore, score_template
+from captioning.selector import kind_from_category
 from manifests.storage import parquet_dataset
 from manifests.tables import part_files
 
@@ -75,7 +76,12 @@ def sample_groups(
             rows = rows_of(order[start : start + 4 * size])
             groups = pending_groups(run, rows, furniture)
             images = image_bytes(run, [i for g in groups for i in g.image_ids])
-            chosen += [g.group_id for g in groups if group_kind(g, images) == kind]
+            # as the stage routes: an annotator's category first, else the evidence
+            chosen += [
+                g.group_id
+                for g in groups
+                if (kind_from_category(g.category) or group_kind(g, images)) == kind
+            ]
             if len(chosen) >= size:
                 break
         chosen = chosen[:size]

@@ -96,3 +96,13 @@ def test_votes_saved_beside_the_page_are_counted(loop):
     second = run_eval(cfg, run, ["edit", "edit_blind"], sample=4)
     assert second.scores[0].votes == {"won": 2, "tie": 1, "cast": 3}
     assert second.scores[1].votes["won"] == 0
+
+
+def test_a_judge_that_prefers_a_position_gives_equal_templates_a_tie(loop, tmp_path):
+    run, cfg, _ = loop
+    twin = yaml.safe_load((tmp_path / "templates" / "edit.yaml").read_text())
+    twin["name"] = "edit_twin"
+    (tmp_path / "templates" / "edit_twin.yaml").write_text(yaml.safe_dump(twin))
+    # equal captions: the fake judge answers "1" both times, so each template wins once per group
+    [pair] = run_eval(cfg, run, ["edit", "edit_twin"], sample=6).pairs
+    assert pair["win_rate_a"] == 0.5 and pair["ci"] == (0.5, 0.5)
