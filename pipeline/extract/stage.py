@@ -31,7 +31,13 @@ from pipeline.extract.fetch import FetchFailure, Target, resolve
 from pipeline.extract.fetch_decode import fetch_and_decode
 from pipeline.extract.grouping import KeptImage, candidate_groups
 from pipeline.extract.readers import FORMATS, PartSpec, detect_format, plan_parts, read_part
-from pipeline.extract.retry import Previous, mark_failed_parts, previous_results, remove_copies
+from pipeline.extract.retry import (
+    RETRIED_REASONS,
+    Previous,
+    mark_failed_parts,
+    previous_results,
+    remove_copies,
+)
 from pipeline.runner import Part, Stage
 
 
@@ -143,7 +149,11 @@ class ExtractStage(Stage):
     def summary_lines(self, manifest: Any) -> list[str]:
         refs = manifest.counts_in.get("references", 0)
         kept = manifest.counts_out.get("images", 0)
-        return [f"images: {kept:,} distinct images kept from {refs:,} references"]
+        lines = [f"images: {kept:,} distinct images kept from {refs:,} references"]
+        failed = sum(manifest.dropped.get(reason, 0) for reason in RETRIED_REASONS)
+        if failed:
+            lines.append(f"retry:  {failed:,} failed fetches can be tried again with --retry-failed")
+        return lines
 
 
 # ---------------------------------------------------------------------------------------------------------
