@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -29,13 +28,20 @@ from pipeline.errors import UserError
 from pipeline.extract.cache import DecodeCache
 from pipeline.extract.config import ExtractConfig
 from pipeline.extract.crawler import Crawler
-from pipeline.extract.decode import DecodedImage, decode_image
+from pipeline.extract.decode import DecodedImage
 from pipeline.extract.document import Document, ImageRef
-from pipeline.extract.fetch import FetchFailure, Target, read_local, resolve
+from pipeline.extract.fetch import FetchFailure, Target, resolve
+from pipeline.extract.fetch_decode import fetch_and_decode
 from pipeline.extract.grouping import KeptImage, candidate_groups
 from pipeline.extract.inputs import InputFile, detect_format, fingerprint, is_remote, list_files, normalise
 from pipeline.extract.readers import FORMATS, PartSpec, plan_parts, read_part
-from pipeline.extract.retry import Previous, mark_failed_parts, previous_results, remove_copies
+from pipeline.extract.retry import (
+    RETRIED_REASONS,
+    Previous,
+    mark_failed_parts,
+    previous_results,
+    remove_copies,
+)
 from pipeline.runner import Part, Stage
 
 PLAN_CACHE = "_plan.json"  # the parts of the input, kept so that a resumed run does not plan again
@@ -168,36 +174,16 @@ class ExtractStage(Stage):
     def summary_lines(self, manifest: Any) -> list[str]:
         refs = manifest.counts_in.get("references", 0)
         kept = manifest.counts_out.get("images", 0)
-        return [f"images: {kept:,} distinct images kept from {refs:,} references"]
+        lines = [f"images: {kept:,} distinct images kept from {refs:,} references"]
+        failed = sum(manifest.dropped.get(reason, 0) for reason in RETRIED_REASONS)
+        if failed:
+            lines.append(f"retry:  {failed:,} failed fetches can be tried again with --retry-failed")
+        return lines
 
 
 # ---------------------------------------------------------------------------------------------------------
 # One part of documents
 # ---------------------------------------------------------------------------------------------------------
-
-
-def fetch_and_decode(
-    targets: list[Target], cfg: ExtractConfig, crawler: Crawler
-) -> dict[Target, DecodedImage | FetchFailure]:
-    """Every target once. URLs wait on the network in the crawler (hundreds at once); decoding is CPU
-    work and gets ``decode_threads`` (more threads than cores only fight over the GIL), each URL's bytes
-    handed over as soon as they arrive."""
-    with ThreadPoolExecutor(max_workers=cfg.decode_threads) as decode_pool:
-
-        def decode(data: bytes | FetchFailure) -> DecodedImage | FetchFailure:
-            return data if isinstance(data, FetchFailure) else decode_image(data, cfg)
-
-        def decode_local(target: Target) -> DecodedImage | FetchFailure:
-            return decode(read_local(target, cfg.max_bytes))
-
-        pending = {t: decode_pool.submit(decode_local, t) for t in targets if t.kind != "url"}
-        urls = {t.value: t for t in targets if t.kind == "url"}
-
-        def fetched(url: str, data: bytes | FetchFailure) -> None:
-            pending[urls[url]] = decode_pool.submit(decode, data)
-
-        crawler.fetch_all(list(urls), fetched)
-        return {t: f.result() for t, f in pending.items()}
 
 
 def _missing_file(target: Target | FetchFailure) -> bool:

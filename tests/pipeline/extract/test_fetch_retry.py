@@ -7,9 +7,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from manifests.ledger import read_manifest
 from manifests.tables import read_table
 from pipeline.cli import main
-from pipeline.extract.stage import doc_id_of
+from pipeline.extract.stage import ExtractStage, doc_id_of
 
 from . import http_server
 from .test_extract_stage import obelics_row
@@ -51,6 +52,9 @@ def test_retry_failed_fetches_only_the_failed_references(tmp_path, server, monke
         f"{failing_id}/3": "not_image",
         f"{failing_id}/4": "fetch_error",
     }
+
+    hint = ExtractStage().summary_lines(read_manifest(run / "extract"))[-1]
+    assert "3 failed fetches" in hint and "--retry-failed" in hint
 
     monkeypatch.setattr(http_server.Handler, "gate_open", True)
     monkeypatch.setattr(http_server.Handler, "hang_seconds", 0.0)
