@@ -1,9 +1,11 @@
 """The extract stage: a part of documents -> documents, images, candidate groups and drops tables.
 
 Per part: every image reference is resolved, fetched and decoded once (threads, since most of the time is
-spent waiting on I/O), kept images are stored once by content, and each document's kept images are cut
-into candidate groups. ``finalize`` then keeps each image and each document once across parts (the first
-occurrence in input order wins), so tables do not depend on how parts were scheduled.
+spent waiting on I/O; local files once per worker, see ``cache.py``), kept images are stored once by
+content, and each document's kept images are cut into candidate groups. Pieces of input the readers could
+not read become ``input`` drops. The plan of parts is kept in ``_plan.json`` for resumed runs.
+``finalize`` then keeps each image and each document once across parts (the first occurrence in input
+order wins), so tables do not depend on how parts were scheduled.
 """
 
 from __future__ import annotations
