@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -24,7 +26,11 @@ SUFFIXES = {
     "mmc4": (".jsonl", ".jsonl.gz", ".jsonl.zip"),
     "html": (".html", ".htm"),
 }
+_REMOTE_BLOCK = 4 * 2**20
 _ALL_SUFFIXES = tuple(s for suffixes in SUFFIXES.values() for s in suffixes)
+# what reading a corrupt, truncated or vanished file raises (pyarrow's errors are OSError / ValueError);
+# anything else is a bug and must not be recorded as bad input
+READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,9 @@ def parent_of(uri: str) -> str:
 def open_binary(uri: str) -> IO[bytes]:
     """A seekable binary file; the caller closes it."""
     if is_remote(uri):
-        return fsspec.open(uri, "rb").open()
+        # s3fs reads ahead 50 MB by default: planning reads one MiB or a footer, a part one byte range
+        fs, path = fsspec.core.url_to_fs(uri)
+        return fs.open(path, "rb", block_size=_REMOTE_BLOCK)
     return open(uri, "rb")
 
 

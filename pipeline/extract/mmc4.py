@@ -24,7 +24,7 @@ import zipfile
 from collections.abc import Iterator
 
 from pipeline.extract.document import Document, ImageRef
-from pipeline.extract.inputs import InputFile, is_remote, name_of, open_binary, parent_of
+from pipeline.extract.inputs import READ_ERRORS, InputFile, is_remote, name_of, open_binary, parent_of
 from pipeline.extract.parts import PartSpec, unreadable
 
 _HEAD_BYTES = 1 << 20
@@ -52,7 +52,7 @@ def plan_mmc4(file: InputFile, docs_per_part: int) -> list[PartSpec]:
         with open_binary(file.uri) as fh:
             head = fh.read(_HEAD_BYTES)
             size = fh.seek(0, os.SEEK_END)
-    except Exception as err:  # missing permission, bad zip directory, ...
+    except READ_ERRORS as err:  # missing permission, bad zip directory, ...
         return [PartSpec("mmc4", file.uri, error=f"{type(err).__name__}: {err}")]
     line_bytes = max(len(head) // max(head.count(b"\n"), 1), 1)
     step = line_bytes * docs_per_part
@@ -105,7 +105,7 @@ def read_mmc4(spec: PartSpec, image_dir: str | None) -> Iterator[Document]:
             if line.strip():
                 text = line.decode("utf-8", errors="replace")
                 yield mmc4_document(text, f"{label}#offset={offset}", folder, images)
-    except Exception as err:  # truncated gzip (EOFError), corrupt deflate (zlib.error), bad zip, I/O
+    except READ_ERRORS as err:  # truncated gzip (EOFError), corrupt deflate (zlib.error), bad zip, I/O
         stream = "decompressed stream" if spec.stop < 0 else "file"
         yield unreadable(where, f"unreadable from byte {next_offset} of the {stream}", err)
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pyarrow.parquet as pq
 
 from pipeline.extract.document import Document, ImageRef
-from pipeline.extract.inputs import InputFile, name_of, open_binary, parent_of
+from pipeline.extract.inputs import READ_ERRORS, InputFile, name_of, open_binary, parent_of
 from pipeline.extract.parts import PartSpec, unreadable
 
 _COLUMNS = ("texts", "images", "metadata", "general_metadata")
@@ -23,7 +23,7 @@ def plan_obelics(file: InputFile, docs_per_part: int) -> list[PartSpec]:
     try:
         with open_binary(file.uri) as fh:
             count = pq.ParquetFile(fh).metadata.num_rows
-    except Exception as err:  # pyarrow raises OSError, ArrowInvalid ... on a bad footer
+    except READ_ERRORS as err:
         detail = f"not a readable parquet file: {type(err).__name__}: {err}"
         return [PartSpec("obelics", file.uri, error=detail)]
     return [
@@ -37,7 +37,7 @@ def read_obelics(spec: PartSpec) -> Iterator[Document]:
     try:
         fh = open_binary(spec.path)
         file = pq.ParquetFile(fh)
-    except Exception as err:
+    except READ_ERRORS as err:
         yield unreadable(spec.path, f"rows {spec.start}-{spec.stop - 1}", err)
         return
     with fh:
@@ -49,7 +49,7 @@ def read_obelics(spec: PartSpec) -> Iterator[Document]:
                 lo, hi = max(spec.start - offset, 0), min(spec.stop - offset, n)
                 try:
                     rows = file.read_row_group(group, columns=columns).slice(lo, hi - lo).to_pylist()
-                except Exception as err:  # corrupt pages: OSError, ArrowInvalid, ...
+                except READ_ERRORS as err:
                     where = f"row group {group} (rows {offset + lo}-{offset + hi - 1})"
                     yield unreadable(spec.path, where, err)
                 else:

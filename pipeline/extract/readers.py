@@ -28,7 +28,9 @@ def plan_parts(
     """Cut the input's ``fmt`` files into parts of about ``docs_per_part`` documents, in input order.
     ``files``: the input's listing when the caller has it already."""
     uri = normalise(str(input))
-    chosen = files_of(list_files(uri) if files is None else files, fmt)
+    listing = list_files(uri) if files is None else files
+    # one file given by name is read as the format asked, whatever its suffix
+    chosen = listing if [f.uri for f in listing] == [uri] else files_of(listing, fmt)
     specs: list[PartSpec] = []
     if fmt == "html":
         pages = [f.uri for f in chosen]

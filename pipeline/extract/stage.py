@@ -1,10 +1,11 @@
 """The extract stage: a part of documents -> documents, images, candidate groups and drops tables.
 
 Per part: every image reference is resolved, fetched and decoded once (URLs by the worker's crawler,
-hundreds at once, within the part's fetch budget; decoding in threads), kept images are stored once by
-content, and each document's kept images are cut into candidate groups. ``finalize`` then keeps each
-image and each document once across parts (the first occurrence in input order wins), so tables do not
-depend on how parts were scheduled.
+hundreds at once, within the part's fetch budget; decoding in threads; local files once per worker, see
+``cache.py``), kept images are stored once by content, and each document's kept images are cut into
+candidate groups. Pieces of input the readers could not read become ``input`` drops. The plan of parts is
+kept in ``_plan.json`` for resumed runs. ``finalize`` then keeps each image and each document once across
+parts (the first occurrence in input order wins), so tables do not depend on how parts were scheduled.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.errors import UserError
 from pipeline.extract import mmc4
 from pipeline.extract import stage as stage_module
 from pipeline.extract.config import ExtractConfig
@@ -137,3 +138,13 @@ def test_a_resumed_stage_reuses_its_plan_and_replans_when_a_shard_changes(tmp_pa
     assert changed.input_refs(cfg, run) != refs
     assert len(changed.plan(cfg, run)) >= len(parts)
     assert sum(len(read_part(p.payload)) for p in changed.plan(cfg, run)) == 31
+
+
+def test_one_file_named_on_the_command_line_is_read_as_the_format_asked(tmp_path: Path):
+    path = tmp_path / "export.txt"
+    path.write_text("".join(mmc4_lines(3)))
+    assert [d.source for s in plan_parts(path, "mmc4", 10) for d in read_part(s)] == [
+        f"https://ex.org/{i}" for i in range(3)
+    ]
+    with pytest.raises(UserError, match="no mmc4 documents"):
+        plan_parts(tmp_path, "mmc4", 10)  # in a folder, only the format's suffixes count
