@@ -4,8 +4,9 @@ Per part: every image reference is resolved, fetched and decoded once (URLs by t
 hundreds at once, within the part's fetch budget; decoding in threads; local files once per worker, see
 ``cache.py``), kept images are stored once by content, and each document's kept images are cut into
 candidate groups. Pieces of input the readers could not read become ``input`` drops. The plan of parts is
-kept in ``_plan.json`` for resumed runs. ``finalize`` then keeps each image and each document once across
-parts (the first occurrence in input order wins), so tables do not depend on how parts were scheduled.
+kept in ``_plan.json`` for resumed runs. ``finalize`` (``finalize.py``) then keeps each image and each
+document once across parts (the first occurrence in input order wins), so tables do not depend on how
+parts were scheduled.
 """
 
 from __future__ import annotations
@@ -18,13 +19,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from manifests.drops import DropKind, DropReason, drop_row
-from manifests.ledger import InputRef, atomic_write_json, write_parquet_atomic
+from manifests.ledger import InputRef, atomic_write_json
 from manifests.schemas import DOCUMENTS, DROPS, GROUPS, IMAGES
-from manifests.storage import read_parquet
-from manifests.tables import part_files
 from pipeline.errors import UserError
 from pipeline.extract.cache import DecodeCache
 from pipeline.extract.config import ExtractConfig
@@ -33,6 +31,7 @@ from pipeline.extract.decode import DecodedImage
 from pipeline.extract.document import Document, ImageRef
 from pipeline.extract.fetch import FetchFailure, Target, resolve
 from pipeline.extract.fetch_decode import fetch_and_decode
+from pipeline.extract.finalize import finalize_extract
 from pipeline.extract.grouping import KeptImage, candidate_groups
 from pipeline.extract.inputs import InputFile, detect_format, fingerprint, is_remote, list_files, normalise
 from pipeline.extract.readers import FORMATS, PartSpec, plan_parts, read_part
@@ -167,10 +166,9 @@ class ExtractStage(Stage):
         return mark_failed_parts(run / self.name, first_doc_id)
 
     def finalize(self, cfg: ExtractConfig, run: Path) -> dict[str, Any]:
-        removed_images = keep_first(run / self.name, "images", "image_id")
-        removed_docs = drop_repeated_documents(run / self.name)
+        counts = finalize_extract(run / self.name)
         remove_copies(run / self.name)
-        return {"cross_part_repeats": removed_images, "repeated_documents": removed_docs}
+        return counts
 
     def summary_lines(self, manifest: Any) -> list[str]:
         refs = manifest.counts_in.get("references", 0)
@@ -365,66 +363,6 @@ def _document_tables(
         "texts": texts,
     }
     return {"document": document, "groups": groups}
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Across parts (finalize): first occurrence wins; idempotent, so a killed finalize just runs again
-# ---------------------------------------------------------------------------------------------------------
-
-
-def keep_first(stage_dir: Path, table: str, key: str) -> int:
-    """Remove rows whose ``key`` already appeared in an earlier part. Memory: one entry per distinct key."""
-    seen: set[str] = set()
-    removed = 0
-    run, stage = stage_dir.parent, stage_dir.name
-    for path in part_files(run, stage, table):
-        keys = read_parquet(path, columns=[key]).column(key).to_pylist()
-        repeated = [k in seen for k in keys]
-        seen.update(keys)
-        if any(repeated):
-            data = read_parquet(path)
-            write_parquet_atomic(data.filter(pa.array([not r for r in repeated])), path)
-            removed += sum(repeated)
-    return removed
-
-
-def drop_repeated_documents(stage_dir: Path) -> int:
-    """A source seen in an earlier part keeps its first document; later copies and their groups go.
-
-    Written drops first, documents last, so that a finalize killed half-way finds the repeat again.
-    """
-    run, stage = stage_dir.parent, stage_dir.name
-    seen: set[str] = set()
-    removed = 0
-    for doc_path in part_files(run, stage, "documents"):
-        doc_ids = read_parquet(doc_path, columns=["doc_id"]).column("doc_id").to_pylist()
-        repeated = sorted(set(doc_ids) & seen)
-        seen.update(doc_ids)
-        if repeated:
-            _remove_documents(doc_path, repeated)
-            removed += len(repeated)
-    return removed
-
-
-def _remove_documents(doc_path: Path, doc_ids: list[str]) -> None:
-    folder = doc_path.parent.parent
-    drops_path = folder / "drops" / doc_path.name
-    drops = read_parquet(drops_path)
-    already = set(
-        pc.filter(drops.column("id"), pc.equal(drops.column("reason"), "duplicate_document")).to_pylist()
-    )
-    rows = [
-        drop_row(d, DropKind.DOCUMENT, DropReason.DUPLICATE_DOCUMENT, "source seen in an earlier part")
-        for d in doc_ids
-        if d not in already
-    ]
-    if rows:
-        write_parquet_atomic(pa.concat_tables([drops, pa.Table.from_pylist(rows, schema=DROPS)]), drops_path)
-    unwanted = pa.array(doc_ids)
-    for table in ("groups", "documents"):
-        path = folder / table / doc_path.name
-        data = read_parquet(path)
-        write_parquet_atomic(data.filter(pc.invert(pc.is_in(data.column("doc_id"), unwanted))), path)
 
 
 __all__ = ["ExtractStage", "doc_id_of", "extract_documents"]

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import pyarrow.parquet as pq
 from PIL import Image
 
 from manifests.ledger import read_manifest
+from manifests.storage import as_path, children, read_parquet
 from pipeline.shard.plan import INDEX, SHARD_NAME
 
 BLOCK = 512
@@ -130,7 +130,7 @@ def verify_tar(
     ``recorded``: whether the set is finished, so that a tar without a sha256 is a problem.
     """
     name, problems, seen, images = path.name, [], set(), 0
-    with open(path, "rb") as raw:
+    with path.open("rb") as raw:
         reader = _HashingReader(raw)
         try:
             with tarfile.open(fileobj=reader, mode="r|") as tar:  # type: ignore[call-overload]
@@ -169,17 +169,17 @@ def _index_rows(paths: list[Path]) -> dict[str, dict[str, dict[str, int]]]:
     """Index rows by shard, then by group id."""
     index: dict[str, dict[str, dict[str, int]]] = {}
     for path in paths:
-        for row in pq.read_table(path).to_pylist():
+        for row in read_parquet(path).to_pylist():
             index.setdefault(row["shard"], {})[row["group_id"]] = row
     return index
 
 
 def verify_shards(out_dir: Path, decode: bool = True) -> VerifyReport:
     """Verify every tar of a shard folder; see the module docstring for what is checked."""
-    out_dir = Path(out_dir)
+    out_dir = as_path(out_dir)
     report = VerifyReport()
     manifest = read_manifest(out_dir)
-    tars = sorted(p for p in out_dir.glob("*.tar") if SHARD_NAME.match(p.name))
+    tars = sorted((p for p in children(out_dir) if SHARD_NAME.match(p.name)), key=str)
     expected: dict[str, dict[str, Any]] = {}
     if manifest is not None:
         report.complete = True
@@ -196,7 +196,12 @@ def verify_shards(out_dir: Path, decode: bool = True) -> VerifyReport:
         for name in sorted(set(expected) - {p.name for p in tars}):
             report.problems.append(Problem(name, None, "recorded in the manifest but missing"))
     else:
-        index = _index_rows(sorted((out_dir / "index").glob("part-*.parquet")))
+        parts = (
+            p
+            for p in children(out_dir / "index")
+            if p.name.startswith("part-") and p.name.endswith(".parquet")
+        )
+        index = _index_rows(sorted(parts, key=str))
     for path in tars:
         rows = index.get(path.name)
         if manifest is not None and rows is None:

@@ -18,6 +18,7 @@ import pytest
 from manifests.ledger import read_manifest
 from manifests.storage import as_path, read_parquet
 from pipeline.cli import main
+from pipeline.shard.verify import verify_shards
 
 REPO = Path(__file__).resolve().parents[2]
 ORDER = ["extract", "embed", "dedup", "caption", "shard"]
@@ -33,6 +34,7 @@ def slow_part(*args, **kwargs):
     return stats
 runner.execute_part = slow_part
 from pipeline.cli import main
+from pipeline.shard.verify import verify_shards
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -93,6 +95,8 @@ def test_a_whole_run_on_s3_equals_the_local_run_byte_for_byte(sample_corpus, set
     assert_same_outputs(local_run, remote, ORDER)
     shard = read_manifest(as_path(remote) / "shard")
     assert shard is not None and any(o.path.endswith(".tar") for o in shard.outputs)
+    report = verify_shards(as_path(remote) / "shard")
+    assert report.ok and report.complete and report.shards == len(shard.extra["shards"])
     for stage in ORDER:  # described while written: no output was read back to be hashed
         manifest = read_manifest(as_path(remote) / stage)
         assert manifest is not None and manifest.timings["outputs_read_back"] == 0, stage
@@ -141,3 +145,14 @@ def test_a_stage_killed_on_s3_resumes_to_the_same_outputs(
     after = markers(remote, stage)
     for name, etag in finished.items():
         assert after[name] == etag, f"{stage}: {name} was redone"
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_extract_on_ray_writes_the_same_outputs_to_s3(sample_corpus, settings, local_run, s3_bucket):
+    """Parts and the finalize tasks on a Ray cluster started by the command, run folder on S3."""
+    remote = f"{s3_bucket}/runs/ray"
+    ray_settings = [s for s in settings if s != "runtime.executor=local"]
+    ray_settings += ["runtime.executor=ray", "runtime.num_cpus=2", "runtime.progress=false"]
+    assert gdt(stage_args("extract", sample_corpus, remote, ray_settings)).wait(timeout=600) == 0
+    assert_same_outputs(local_run, remote, ["extract"])
