@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.extract import stage as stage_module
+from pipeline.extract import fetch_decode as decode_module
 from pipeline.extract.cache import DecodeCache
 from pipeline.extract.config import ExtractConfig
 from pipeline.extract.decode import DecodedImage
@@ -43,8 +43,8 @@ def test_parts_sharing_a_figure_decode_it_once_and_give_the_same_tables(tmp_path
         for p in range(2)
     ]
     decoded = []
-    real = stage_module.decode_image
-    monkeypatch.setattr(stage_module, "decode_image", lambda data, cfg: decoded.append(1) or real(data, cfg))
+    real = decode_module.decode_image
+    monkeypatch.setattr(decode_module, "decode_image", lambda data, cfg: decoded.append(1) or real(data, cfg))
     cfg = ExtractConfig()
     without = [extract_documents(docs, cfg, tmp_path) for docs in parts]
     assert len(decoded) == 2 * len(parts)
