@@ -84,6 +84,9 @@ class OptimConfig(StageConfig):
 
 class DataConfig(StageConfig):
     batch_size: int = Field(2, ge=1)  # groups per micro-batch per process
+    # A token budget instead: images_per_batch // n groups of n per micro-batch (at least one group), so
+    # every step costs about the same whatever n; None = batch_size groups whatever n.
+    images_per_batch: int | None = Field(None, ge=1)
     resolution: int = Field(512, ge=8)
     max_group_size: int = Field(8, ge=1)
     num_workers: int = Field(4, ge=0)

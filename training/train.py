@@ -98,6 +98,7 @@ def shard_batches(data: DataConfig, shards: str, seed: int) -> Iterable[dict]:
         num_workers=data.num_workers,
         seed=seed,
         max_group_size=data.max_group_size,
+        images_per_batch=data.images_per_batch,
     )
     while True:
         yield from loader
