@@ -32,6 +32,7 @@ class ModelConfig(StageConfig):
     max_text_tokens: int = Field(120, ge=1)
     attention_impl: Literal["mask", "split"] = "mask"
     image_sees_other_captions: bool = False  # SD3 only; the paper does not say
+    group_attention: bool = True  # False: images attend alone (the baseline group attention must beat)
     gradient_checkpointing: bool = False
     # LoRA (peft): None trains every weight; a rank freezes the transformer and trains adapters only.
     lora_rank: int | None = Field(None, ge=1)
