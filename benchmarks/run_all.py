@@ -25,6 +25,7 @@ BENCHMARKS = [
     "caption",
     "shards",
     "train",
+    "train_ablation",
     "scale",
 ]
 OUT = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"

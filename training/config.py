@@ -32,6 +32,7 @@ class ModelConfig(StageConfig):
     max_text_tokens: int = Field(120, ge=1)
     attention_impl: Literal["mask", "split"] = "mask"
     image_sees_other_captions: bool = False  # SD3 only; the paper does not say
+    group_attention: bool = True  # False: images attend alone (the baseline group attention must beat)
     gradient_checkpointing: bool = False
     # LoRA (peft): None trains every weight; a rank freezes the transformer and trains adapters only.
     lora_rank: int | None = Field(None, ge=1)
@@ -84,6 +85,9 @@ class OptimConfig(StageConfig):
 
 class DataConfig(StageConfig):
     batch_size: int = Field(2, ge=1)  # groups per micro-batch per process
+    # A token budget instead: images_per_batch // n groups of n per micro-batch (at least one group), so
+    # every step costs about the same whatever n; None = batch_size groups whatever n.
+    images_per_batch: int | None = Field(None, ge=1)
     resolution: int = Field(512, ge=8)
     max_group_size: int = Field(8, ge=1)
     num_workers: int = Field(4, ge=0)

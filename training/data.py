@@ -8,7 +8,9 @@ Contract (the trainer is written against it): iterating a loader yields dicts
     "images":   float32 tensor (B, n, 3, R, R) in [-1, 1], images in group order, R = resolution
     "captions": list[list[str]]                B lists of n captions, in image order
     "meta":     list[dict]                     B json records of the shard samples
-where every group of a batch has the same n (groups are bucketed by n in each worker).
+where every group of a batch has the same n (groups are bucketed by n in each worker). B is
+``batch_size``, or with ``images_per_batch`` (a token budget: every image of one resolution has the same
+tokens) ``max(1, images_per_batch // n)``, so a batch of n = 8 is not 4x the work of one of n = 2.
 
 Training (``train=True``): every rank and worker draws shards at random with replacement from all shards
 (seeded by seed, rank and worker), and the loader yields exactly ``batches_per_epoch`` batches per epoch on
@@ -128,13 +130,20 @@ def collate_groups(groups: list[dict]) -> dict:
     }
 
 
-def bucket_by_size(groups: Iterable[dict], batch_size: int, keep_partial: bool) -> Iterator[dict]:
-    """Batches of ``batch_size`` groups with equal n; leftovers come out at the end if ``keep_partial``."""
+def groups_per_batch(n: int, batch_size: int, images_per_batch: int | None) -> int:
+    return batch_size if images_per_batch is None else max(1, images_per_batch // n)
+
+
+def bucket_by_size(
+    groups: Iterable[dict], batch_size: int, keep_partial: bool, images_per_batch: int | None = None
+) -> Iterator[dict]:
+    """Batches of equal-n groups (B: see the module docstring); leftovers at the end if ``keep_partial``."""
     buckets: dict[int, list[dict]] = {}
     for group in groups:
-        bucket = buckets.setdefault(len(group["images"]), [])
+        n = len(group["images"])
+        bucket = buckets.setdefault(n, [])
         bucket.append(group)
-        if len(bucket) == batch_size:
+        if len(bucket) == groups_per_batch(n, batch_size, images_per_batch):
             yield collate_groups(bucket)
             bucket.clear()
     if keep_partial:
@@ -189,6 +198,7 @@ def group_dataset(
     shuffle_buffer: int = 64,
     max_group_size: int | None = None,
     transform: Transform | None = None,
+    images_per_batch: int | None = None,
 ) -> wds.DataPipeline:
     """The per-worker pipeline: shard list -> samples -> decoded groups -> batches of equal n."""
     decode = partial(
@@ -208,7 +218,9 @@ def group_dataset(
         _tar_samples,
         *([partial(_shuffle, bufsize=shuffle_buffer, seed=seed, rank=rank)] if train else []),
         wds.map(decode),
-        partial(bucket_by_size, batch_size=batch_size, keep_partial=not train),
+        partial(
+            bucket_by_size, batch_size=batch_size, keep_partial=not train, images_per_batch=images_per_batch
+        ),
     ]
     return wds.DataPipeline(*stages)
 
@@ -228,6 +240,7 @@ def group_loader(
     shuffle_buffer: int = 64,
     max_group_size: int | None = None,
     transform: Transform | None = None,
+    images_per_batch: int | None = None,
 ) -> wds.WebLoader:
     """A loader of group batches (see the module docstring for the contract).
 
@@ -246,6 +259,7 @@ def group_loader(
         shuffle_buffer=shuffle_buffer,
         max_group_size=max_group_size,
         transform=transform,
+        images_per_batch=images_per_batch,
     )
     loader = wds.WebLoader(
         dataset, batch_size=None, num_workers=num_workers, persistent_workers=num_workers > 0 and train

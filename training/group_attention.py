@@ -42,6 +42,12 @@ class GroupContext:
     image_sees_other_captions: bool = False
     impl: AttentionImpl = "mask"
     text_len: int = 0  # FLUX: caption tokens at the head of each single-stream row, set at every forward
+    enabled: bool = True  # False: every image attends alone (the no-group baseline of an ablation)
+
+    @property
+    def attended(self) -> int:
+        """Rows that attend to one another: the group size, or 1 with group attention off."""
+        return self.group_size if self.enabled else 1
 
     def groups(self, rows: int) -> int:
         """Number of groups B in a batch of `rows` = B*n image rows; fails loudly on a ragged batch."""
@@ -175,7 +181,9 @@ class PixArtGroupAttnProcessor:
         if encoder_hidden_states is not None:
             raise ValueError("PixArtGroupAttnProcessor is for self-attention (attn1) only")
         rows, length, channels = hidden_states.shape  # (B*n, L, C)
-        groups, n = self.context.groups(rows), self.context.group_size
+        self.context.groups(rows)
+        n = self.context.attended
+        groups = rows // n
         grouped = hidden_states.reshape(groups, n * length, channels)  # (B, n*L, C)
         if attention_mask is not None:  # a per-key bias (B*n, 1, L) concatenates along the keys
             attention_mask = attention_mask.reshape(groups, 1, n * length)
@@ -204,8 +212,8 @@ class SD3GroupJointAttnProcessor:
         if attention_mask is not None:
             raise ValueError("SD3GroupJointAttnProcessor builds its own mask; attention_mask must be None")
         rows, length, _ = hidden_states.shape  # (B*n, L, C)
-        n = self.context.group_size
         self.context.groups(rows)
+        n = self.context.attended
         q, k, v = (self._heads(attn, proj(hidden_states)) for proj in (attn.to_q, attn.to_k, attn.to_v))
         if attn.norm_q is not None:
             q, k = attn.norm_q(q), attn.norm_k(k)  # (B*n, h, L, d)
@@ -253,8 +261,8 @@ class FluxGroupAttnProcessor:
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         if attention_mask is not None:
             raise ValueError("FluxGroupAttnProcessor builds its own mask; attention_mask must be None")
-        n = self.context.group_size
         self.context.groups(hidden_states.shape[0])
+        n = self.context.attended
         q, k, v, cq, ck, cv = _get_qkv_projections(attn, hidden_states, encoder_hidden_states)
         q, k, v = (x.unflatten(-1, (-1, attn.head_dim)) for x in (q, k, v))  # (B*n, S, h, d)
         q, k = attn.norm_q(q), attn.norm_k(k)

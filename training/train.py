@@ -98,6 +98,7 @@ def shard_batches(data: DataConfig, shards: str, seed: int) -> Iterable[dict]:
         num_workers=data.num_workers,
         seed=seed,
         max_group_size=data.max_group_size,
+        images_per_batch=data.images_per_batch,
     )
     while True:
         yield from loader
@@ -137,6 +138,7 @@ def build(cfg: TrainConfig, device: torch.device) -> tuple[torch.nn.Module, Enco
     torch.manual_seed(cfg.seed)  # presets are random: the same seed gives every process the same weights
     transformer = build_transformer(m.arch, m.transformer_preset, m.pretrained)
     context = enable_group_attention(transformer, 1, m.image_sees_other_captions, m.attention_impl)
+    context.enabled = m.group_attention
     if m.gradient_checkpointing:
         transformer.enable_gradient_checkpointing()
     if m.lora_rank is not None:

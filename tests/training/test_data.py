@@ -175,3 +175,14 @@ def test_shards_on_s3_load_the_same_groups_as_on_disk(tmp_path, s3_bucket):
             seen[gid] += 1
             assert torch.equal(batch["images"][b], expected_images(groups[gid]["images"]))
     assert seen == Counter({gid: 1 for gid in groups})
+
+
+def test_token_budget_batches_fewer_groups_of_more_images(tmp_path):
+    write_shards(tmp_path, [[2, 4, 2, 4, 2, 4, 2, 4, 3, 3, 2, 2]])
+    loader = group_loader(
+        tmp_path, batch_size=99, resolution=8, train=False, num_workers=0, images_per_batch=8
+    )
+    shapes = [tuple(batch["images"].shape[:2]) for batch in loader]
+    assert (4, 2) in shapes and (2, 4) in shapes, "8 images: 4 groups of 2, 2 groups of 4"
+    assert all(groups * n <= 8 for groups, n in shapes)
+    assert sum(groups for groups, _ in shapes) == 12, "every group once (partial batches kept)"

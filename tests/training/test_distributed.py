@@ -20,7 +20,7 @@ from training.data import group_loader
 from training.generate import generate, read_captions
 
 GROUP_SIZES = [2, 3, 4, 2, 3, 4, 2, 3, 2, 4, 3, 2]
-SETTINGS = ["data.resolution=16", "checkpoint_every=2", "data.batches_per_epoch=50"]
+SETTINGS = ["data.resolution=16", "checkpoint_every=2", "data.batches_per_epoch=50", "data.val_every=2"]
 
 
 def torchrun(out: Path, shards: Path, max_steps: int, *extra: str) -> None:
@@ -42,8 +42,10 @@ def torchrun(out: Path, shards: Path, max_steps: int, *extra: str) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
 
 
-def losses(out: Path) -> list[tuple[int, float]]:
-    return [(r["step"], r["loss"]) for r in map(json.loads, (out / "log.jsonl").read_text().splitlines())]
+def losses(out: Path) -> list[tuple[int, float, float | None]]:
+    """(step, training loss, validation loss or None) of each logged step."""
+    records = map(json.loads, (out / "log.jsonl").read_text().splitlines())
+    return [(r["step"], r["loss"], r.get("val_loss")) for r in records]
 
 
 @pytest.fixture
@@ -51,6 +53,7 @@ def shards(tmp_path) -> Path:
     folder = tmp_path / "shard"
     folder.mkdir()
     write_shard(folder / "train-000000.tar", GROUP_SIZES)
+    write_shard(folder / "val-000000.tar", [3, 2, 4])
     return folder
 
 
@@ -83,7 +86,8 @@ def test_two_ranks_with_mixed_group_sizes_train_and_resume_exactly(tmp_path, sha
     torchrun(part, shards, 4)
 
     full = losses(tmp_path / "full")
-    assert [step for step, _ in full] == [1, 2, 3, 4]
+    assert [step for step, _, _ in full] == [1, 2, 3, 4]
+    assert [val is not None for _, _, val in full] == [False, True, False, True]
     assert losses(part) == full
 
 

@@ -162,3 +162,12 @@ def test_flux_single_stream_text_sees_only_its_own_image(impl):
     assert torch.equal(after_other[0, :TOKENS], base[0, :TOKENS]), "text must not see the group's others"
     assert (after_other[0, TOKENS:] - base[0, TOKENS:]).abs().amax() > 1e-4, "images see the group"
     assert (after_own[0, :TOKENS] - base[0, :TOKENS]).abs().amax() > 1e-4, "text sees its own image"
+
+
+def test_group_attention_off_is_the_stock_model_per_image(arch):
+    stock = tiny_transformer(arch)
+    model = copy.deepcopy(stock)
+    context = enable_group_attention(model, group_size=3)
+    context.enabled = False
+    inputs = ARCHS[arch](rows=6)
+    torch.testing.assert_close(run(model, inputs), run(stock, inputs), rtol=1e-5, atol=1e-5)
