@@ -43,6 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     which = people.add_mutually_exclusive_group()
     which.add_argument("--disable", metavar="NAME", help="end NAME's sessions and refuse its token")
     which.add_argument("--enable", metavar="NAME", help="let a disabled annotator log in again")
+    which.add_argument(
+        "--role", nargs=2, metavar=("NAME", "ROLE"), help="make NAME a reviewer or an annotator (token kept)"
+    )
     people.set_defaults(func=annotators_command)
 
     stats = _action(
@@ -165,6 +168,16 @@ def annotators_command(args: argparse.Namespace) -> int:
 
     store = LabelStore(args.run / "labels" / "labels.sqlite")
     try:
+        if args.role:
+            name, role = args.role
+            try:
+                store.set_role(name, role)
+            except KeyError:
+                raise UserError(f"no annotator {name!r} (see `gdt label annotators --run RUN`)") from None
+            except ValueError as err:
+                raise UserError(str(err)) from err
+            print(f"{name}: {role}")
+            return 0
         name = args.disable or args.enable
         if name:
             try:

@@ -174,6 +174,14 @@ class LabelStore:
             for name, role, disabled, has_token, created, good, bad, skip in rows
         ]
 
+    def set_role(self, name: str, role: str) -> None:
+        """Make an annotator a reviewer (or a plain annotator again); its token and sessions stay."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        with self.transaction() as db:
+            if db.execute("UPDATE annotators SET role = ? WHERE name = ?", (role, name)).rowcount == 0:
+                raise KeyError(name)
+
     def set_disabled(self, name: str, disabled: bool) -> None:
         """Disable (or enable again) an annotator: its token and sessions stop working; labels stay."""
         with self.transaction() as db:

@@ -148,6 +148,13 @@ def test_annotators_list_disable_and_stats_with_agreement(tmp_path, make_run, la
     assert rows["rev"][1:3] == ["reviewer", "active"]
     assert label_cli("annotators", "--run", str(tmp_path), "--disable", "b").returncode == 0
     assert "disabled" in label_cli("annotators", "--run", str(tmp_path)).stdout.splitlines()[2]
+    assert label_cli("annotators", "--run", str(tmp_path), "--role", "c", "reviewer").returncode == 0
+    assert label_cli("annotators", "--run", str(tmp_path)).stdout.splitlines()[3].split()[:3] == [
+        "c",
+        "reviewer",
+        "active",
+    ]
+    assert label_cli("annotators", "--run", str(tmp_path), "--role", "c", "boss").returncode == 2
     missing = label_cli("annotators", "--run", str(tmp_path), "--disable", "nobody")
     assert missing.returncode == 2 and "no annotator 'nobody'" in missing.stderr
 

@@ -60,14 +60,15 @@ def test_sessions_expire_and_end_when_the_token_rotates_or_the_annotator_is_disa
     assert expired.lookup(expired.create(ann)) is None
     live = SessionStore(store, lifetime_seconds=3600)
     rotated = live.create(ann)
-    store.add_annotator("ann", rotate=True)
+    token = store.add_annotator("ann", rotate=True)
     assert live.lookup(rotated) is None
     disabled = live.create(ann)
     assert live.lookup(disabled)[1] == "ann"
     store.set_disabled("ann", True)
-    assert live.lookup(disabled) is None
+    assert live.lookup(disabled) is None and store.authenticate(token) is None  # nor the bearer token
     store.set_disabled("ann", False)
     assert live.lookup(disabled) is None  # enabling again does not bring old sessions back
+    assert store.authenticate(token)[1] == "ann"
 
 
 def raw_post(server, path: str, headers: dict[str, str], body: bytes) -> bytes:
