@@ -32,7 +32,7 @@ local-editing tasks), copies are duplicates. So every candidate is confirmed her
 The limits (``Limits``; ``DedupConfig`` holds the configured values) were calibrated on the labelled
 copy/edit set of ``pipeline.sample_corpus.editset`` (10 photos, 12 copy and 21 edit recipes) and the
 sample corpus's planted copies (which include JPEG q35): each limit sits beyond the worst copy with a
-margin (worst copy: difference 3.3, local 2.4, changed share 0.0001, SSIM 0.93, sharpness 1.29 (q35;
+margin (worst copy: difference 3.3, local 2.7, changed share 0.0001, SSIM 0.93, sharpness 1.29 (q35;
 1.04 at q50), texture 0.36, frame 26). Distributions per recipe: README.md (dedup section)
 and BENCHMARKS.md (``benchmarks/dedup_edits.py``).
 """
