@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import time
 
 import imagehash
@@ -183,7 +184,7 @@ alike.
 Cost: pixel check per candidate pair (align + 7 measures, signatures ready) median
 {np.median(compare_s) * 1000:.1f} ms, p95 {np.percentile(compare_s, 95) * 1000:.1f} ms; signature per image
 (decode at reduced size, 256 px thumbnail, 192 KiB) median {np.median(signature_s) * 1000:.1f} ms. One
-core, {len(compare_s)} pairs.
+core, {len(compare_s)} pairs, load average {os.getloadavg()[0]:.1f} at the end (the cost grows with it).
 """
     return write_result("dedup_edits", "dedup: copies against edits (labelled set, pixel check cost)", body)
 

@@ -32,7 +32,7 @@ local-editing tasks), copies are duplicates. So every candidate is confirmed her
 The limits (``Limits``; ``DedupConfig`` holds the configured values) were calibrated on the labelled
 copy/edit set of ``pipeline.sample_corpus.editset`` (10 photos, 12 copy and 21 edit recipes) and the
 sample corpus's planted copies (which include JPEG q35): each limit sits beyond the worst copy with a
-margin (worst copy: difference 3.1, local 2.7, changed share 0.0001, SSIM 0.93, sharpness 1.29 (q35;
+margin (worst copy: difference 3.3, local 2.7, changed share 0.0001, SSIM 0.93, sharpness 1.29 (q35;
 1.04 at q50), texture 0.36, frame 26). Distributions per recipe: README.md (dedup section)
 and BENCHMARKS.md (``benchmarks/dedup_edits.py``).
 """
@@ -224,15 +224,18 @@ def compare(a: PixelSignature, b: PixelSignature) -> PixelMatch:
     a_left, a_right, b_left, b_right = _align_axis(a.cols, b.cols)
     a_top, a_bottom, b_top, b_bottom = _align_axis(a.rows, b.rows)
     box_a, box_b = (a_left, a_top, a_right, a_bottom), (b_left, b_top, b_right, b_bottom)
-    # each image is resampled once (the costly step), at the size of the structure measures; the colour
-    # measures average that crop down
+    # each image is resampled at the size of the structure measures; the mean colour difference averages
+    # that crop down
     size = max(COARSE // 2, int(STRUCTURE_SCALE * min(len(a.cols), len(b.cols))))
     crop_a, crop_b = _crop(a.thumb, box_a, size), _crop(b.thumb, box_b, size)
 
     difference = float(np.abs(_at(crop_a, COARSE) - _at(crop_b, COARSE)).mean())
 
-    # at 128 px a bolder stroke is two pixels wider, and a tile (16 px) still small beside a retouch
-    fine_a, fine_b = _at(crop_a, FINE), _at(crop_b, FINE)
+    # at 128 px a bolder stroke is two pixels wider, and a tile (16 px) still small beside a retouch;
+    # resampled from the thumbnail itself (not from the crop above): an averaged-down crop softens the
+    # edges of thin strokes enough to hide a typeface's difference
+    fine_a = np.asarray(_crop(a.thumb, box_a, FINE), dtype=np.float32)
+    fine_b = np.asarray(_crop(b.thumb, box_b, FINE), dtype=np.float32)
     excess_ab, excess_ba = _excess(fine_a, fine_b), _excess(fine_b, fine_a)
     changed = max(float((e.max(axis=2) > CHANGED).mean()) for e in (excess_ab, excess_ba))
     local = max(float(_tile_means(e.mean(axis=2)).max()) for e in (excess_ab, excess_ba))

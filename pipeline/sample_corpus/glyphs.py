@@ -8,9 +8,10 @@ cmti10's, several STIX weights share one '%'; and thin glyphs ('i', 'l', '1') of
 pixels only. A page showing such a glyph would hold a picture that is, to within a pixel, a picture on
 another page, while truth.json calls the two unrelated. So a glyph is shown only when it is drawn
 visibly unlike every glyph shown before it: rendered black on white, the two differ in at least
-`ALIKE_SHARE` of the pixels at 128 px after alignment (dedup's pixel comparison, twice the share its
-check tolerates in a copy, so that a resized or recompressed copy of one glyph is still not the other),
-or their perceptual hashes lie beyond `MAX_PHASH`. Candidate characters are handed out in turn, the face
+`ALIKE_SHARE` of the pixels at 128 px after alignment (dedup's pixel comparison; when the table was
+chosen, twice the share its check tolerated in a copy, so that a resized or recompressed copy of one
+glyph is still not the other; the test checks twice today's tolerance and dedup's whole decision), or
+their perceptual hashes lie beyond `MAX_PHASH`. Candidate characters are handed out in turn, the face
 holding the fewest glyphs first, so every face keeps a set of its own.
 
 `choose()` computes the table by rendering every face x character and comparing the renderings (about a

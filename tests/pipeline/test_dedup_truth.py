@@ -26,11 +26,16 @@ def truth(corpus: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def scored(corpus: Path) -> dict:
+def run(corpus: Path) -> Path:
     run = corpus.parent / "run"
     local = RuntimeConfig(executor="local")
     run_stage(ExtractStage(), ExtractConfig(input=str(corpus / "documents.parquet")), run, local, quiet=True)
     run_stage(DedupStage(), DedupConfig(), run, local, quiet=True)
+    return run
+
+
+@pytest.fixture(scope="module")
+def scored(run: Path, corpus: Path) -> dict:
     return evaluate(run, corpus / "truth.json")
 
 
@@ -65,3 +70,18 @@ def test_edit_pairs_are_kept_apart(scored: dict, truth: dict) -> None:
     kept = sum(e["kept"] for e in edits.values())
     lost = {kind: e["lost"] for kind, e in edits.items() if e["lost"]}
     assert kept >= 0.98 * len(truth["edit_pairs"]), lost
+
+
+@pytest.mark.slow
+def test_the_truth_report_lists_copy_recall_and_every_edit_kind(
+    run: Path, corpus: Path, truth: dict, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.cli import main
+
+    args = ["dedup", "--run", str(run), "--truth", str(corpus / "truth.json"), "--quiet"]
+    assert main([*args, "--set", "runtime.executor=local"]) == 0  # finished: nothing is redone
+    out = capsys.readouterr().out
+    assert "copy recall within groups" in out and "across groups" in out
+    (edits,) = [line for line in out.splitlines() if "edit pairs kept apart" in line]
+    for kind in {p["kind"] for p in truth["edit_pairs"]}:
+        assert f" {kind} " in edits, kind
