@@ -18,6 +18,7 @@ import io
 import json
 import multiprocessing
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -29,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benchmarks.common import write_result
-from manifests.ledger import read_manifest
+from manifests.ledger import PARTS_DIR, read_manifest
 
 URLS = 4096
 IMAGES_PER_DOC = 4
@@ -111,18 +112,36 @@ def write_inputs(folder: Path, port: int) -> tuple[Path, Path, list[str]]:
     return documents, url_list, urls
 
 
-def run_gdt(documents: Path, run: Path) -> tuple[float, dict]:
+def children_cpu_seconds() -> float:
+    """CPU time of the finished child processes (and theirs, when they waited for them)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_gdt(documents: Path, run: Path, executor: str) -> tuple[float, float, dict, dict]:
+    """Wall seconds, CPU seconds (meaningful for the local executor only: Ray's workers are not our
+    children), the stage's manifest, and when parts ran: seconds from the command's start to the first
+    part's start, and the parts' mean seconds."""
     command = [
         sys.executable, "-m", "pipeline.cli", "extract", "--input", str(documents), "--run", str(run),
         "--quiet", "--set", "extract.allowed_networks=[127.0.0.0/8]", "--set", "runtime.num_cpus=2",
+        "--set", f"runtime.executor={executor}",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    started = time.perf_counter()
+    cpu, started, wall_started = children_cpu_seconds(), time.perf_counter(), time.time()
     subprocess.run(command, cwd=ROOT, env=env, check=True, timeout=1800)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, children_cpu_seconds() - cpu
     manifest = read_manifest(run / "extract")
     assert manifest is not None
-    return seconds, manifest.model_dump()
+    markers = [
+        (m.stat().st_mtime, json.loads(m.read_text())["seconds"])
+        for m in (run / "extract" / PARTS_DIR).glob("*.json")
+    ]
+    parts = {
+        "first_start": min(done - took for done, took in markers) - wall_started,
+        "mean_seconds": sum(took for _, took in markers) / len(markers),
+    }
+    return seconds, cpu, manifest.model_dump(), parts
 
 
 def ensure_img2dataset() -> Path:
@@ -134,17 +153,17 @@ def ensure_img2dataset() -> Path:
     return binary
 
 
-def run_img2dataset(binary: Path, url_list: Path, out: Path) -> tuple[float, int]:
+def run_img2dataset(binary: Path, url_list: Path, out: Path) -> tuple[float, float, int]:
     command = [
         str(binary), "--url_list", str(url_list), "--input_format", "parquet", "--url_col", "url",
         "--output_folder", str(out), *I2D_FLAGS, "--output_format", "files",
     ]  # fmt: skip
     env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "WANDB_MODE": "disabled"}
-    started = time.perf_counter()
+    cpu, started = children_cpu_seconds(), time.perf_counter()
     subprocess.run(command, env=env, check=True, timeout=1800, capture_output=True)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, children_cpu_seconds() - cpu
     successes = sum(json.loads(p.read_text())["successes"] for p in out.glob("*_stats.json"))
-    return seconds, successes
+    return seconds, cpu, successes
 
 
 def crawl_only(urls: list[str]) -> float:
@@ -187,8 +206,9 @@ def main(argv: list[str] | None = None) -> str:
         port = ready.get(timeout=60)
         with tempfile.TemporaryDirectory() as tmp:
             documents, url_list, urls = write_inputs(Path(tmp), port)
-            i2d_seconds, i2d_ok = run_img2dataset(binary, url_list, Path(tmp) / "i2d")
-            gdt_seconds, manifest = run_gdt(documents, Path(tmp) / "run")
+            i2d_seconds, i2d_cpu, i2d_ok = run_img2dataset(binary, url_list, Path(tmp) / "i2d")
+            gdt_seconds, _, manifest, parts = run_gdt(documents, Path(tmp) / "run", "ray")
+            local_seconds, local_cpu, _, _ = run_gdt(documents, Path(tmp) / "local", "local")
             crawl_rate = crawl_only(urls)
     finally:
         server.terminate()
@@ -201,19 +221,28 @@ def main(argv: list[str] | None = None) -> str:
     i2d = f"img2dataset 1.47.0, `{' '.join(I2D_FLAGS)}` ({i2d_ok:,} ok)"
     gdt = f"`gdt extract` on Ray, 2 CPUs, whole command ({kept:,} distinct images kept)"
     stage = "`gdt extract`, the stage alone (after Python and Ray start-up)"
+    local = "`gdt extract`, local executor (one process), whole command"
+    per_part = refs / manifest["parts"]["total"]
     body = f"""
 {len(urls):,} URLs ({refs:,} references in {refs // IMAGES_PER_DOC:,} OBELICS-style documents) on a
 loopback server with {LATENCY_S * 1000:.0f} ms latency over {HOSTS} addresses, in its own process.
 The machine is shared with other engineers' jobs (load average over 2 cores: {os.getloadavg()[0]:.1f}
 at the end): figures vary from run to run.
 
-| what | wall s | URLs/s |
-|---|---|---|
-| {i2d} | {i2d_seconds:.1f} | {i2d_rate:,.0f} |
-| {gdt} | {gdt_seconds:.1f} | {gdt_rate:,.0f} |
-| {stage} | {stage_seconds:.1f} | {refs / stage_seconds:,.0f} |
+| what | wall s | URLs/s | CPU ms per URL |
+|---|---|---|---|
+| {i2d} | {i2d_seconds:.1f} | {i2d_rate:,.0f} | {1000 * i2d_cpu / len(urls):.1f} |
+| {gdt} | {gdt_seconds:.1f} | {gdt_rate:,.0f} | (Ray workers: not measured) |
+| {stage} | {stage_seconds:.1f} | {refs / stage_seconds:,.0f} | |
+| {local} | {local_seconds:.1f} | {refs / local_seconds:,.0f} | {1000 * local_cpu / refs:.1f} |
 
-In the same run, for where the time goes: one worker's crawler alone (no decoding, this process)
+CPU ms per URL (user + system, all processes of the command) does not depend on how busy the machine
+is: it says which tool would be faster on two idle cores, where both are CPU-bound.
+
+On Ray, the first part started {parts["first_start"]:.1f} s after the command (Python, Ray and actor
+start-up); a part of {per_part:,.0f} references then took {parts["mean_seconds"]:.1f} s on its worker
+({per_part / parts["mean_seconds"]:,.0f} refs/s per worker).
+For where the rest goes: one worker's crawler alone (no decoding, this process)
 fetched {crawl_rate:,.0f} URLs/s; the stage's decode of these images (validate, sha256, pHash) ran at
 {decode_rate:,.0f} images/s on one thread, so at most ~{2 * decode_rate:,.0f}/s on the 2 cores.
 

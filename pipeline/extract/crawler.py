@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import threading
 import urllib.parse
 from collections.abc import Callable
@@ -75,12 +76,16 @@ class Crawler:
         if self._loop is None:
             return
         atexit.unregister(self.close)
+        # bounded waits: a worker on its way out must not hang on a connection that will not close
         if self._client is not None:
-            asyncio.run_coroutine_threadsafe(self._client.close(), self._loop).result()
+            closing = asyncio.run_coroutine_threadsafe(self._client.close(), self._loop)
+            with contextlib.suppress(Exception):
+                closing.result(timeout=5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         assert self._thread is not None
-        self._thread.join()
-        self._loop.close()
+        self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self._loop.close()
         self._loop = self._client = None
 
     # -- on the crawler's event loop ------------------------------------------------------------------
