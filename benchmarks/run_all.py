@@ -14,7 +14,7 @@ from pathlib import Path
 
 from benchmarks.common import RESULTS, machine
 
-BENCHMARKS = ["extract", "embed", "label_server", "dedup", "caption", "shards", "train"]
+BENCHMARKS = ["extract", "embed", "label_server", "dedup", "caption", "shards", "train", "scale"]
 OUT = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 
 
