@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from manifests.config import add_overrides_argument
+from manifests.storage import as_path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -66,7 +67,7 @@ def train_main(args: argparse.Namespace) -> int:
     pretrained = cfg.model.pretrained
     if pretrained is not None and not Path(pretrained).is_dir():
         return fail("train", f"model.pretrained {pretrained} is not a folder")
-    if not Path(args.shards).exists():
+    if not as_path(args.shards).exists():
         return fail("train", f"no shards at {args.shards}")
     try:
         records = main(cfg, shards=args.shards)

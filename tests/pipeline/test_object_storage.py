@@ -22,8 +22,8 @@ from pipeline.shard.verify import verify_shards
 
 REPO = Path(__file__).resolve().parents[2]
 ORDER = ["extract", "embed", "dedup", "caption", "shard"]
-SETTINGS = ["runtime.executor=local", "extract.docs_per_part=16", "caption.groups_per_part=8",
-            "shard.groups_per_shard=8"]  # fmt: skip
+SETTINGS = ["runtime.executor=local", "extract.docs_per_part=32", "caption.groups_per_part=16",
+            "shard.groups_per_shard=16"]  # fmt: skip
 SLOW_PARTS = """
 import sys, time
 import pipeline.runner as runner
