@@ -35,6 +35,15 @@ from upath import UPath
 
 AnyPath = Path | UPath
 
+# What tells a process how to reach object storage. Workers of a Ray cluster this process joined (or one
+# started before these were set) do not inherit its environment, so the runner hands them these.
+STORAGE_ENV_PREFIXES = ("AWS_", "GOOGLE_", "GCS_", "FSSPEC_")
+
+
+def storage_env() -> dict[str, str]:
+    """This process's object-storage settings (endpoint, profile, credentials) from its environment."""
+    return {key: value for key, value in os.environ.items() if key.startswith(STORAGE_ENV_PREFIXES)}
+
 
 def as_path(value: str | os.PathLike[str] | AnyPath) -> AnyPath:
     """A local ``Path`` for a path, a ``UPath`` for a URL (``file://`` URLs are local paths)."""

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
 from manifests.config import RuntimeConfig
+from manifests.storage import storage_env
 
 
 def ensure_ray(runtime: RuntimeConfig) -> None:
@@ -33,3 +35,11 @@ def ensure_ray(runtime: RuntimeConfig) -> None:
     # The runner draws its own bar over parts; Ray's per-operator bars are noise around it.
     context.enable_progress_bars = False
     context.print_on_execution_start = False
+
+
+def remote_args() -> dict[str, Any]:
+    """Ray options for every task and actor of a stage: the driver's object-storage settings travel with
+    them (a cluster's workers do not inherit the driver's environment). Ray keeps a runtime environment in
+    its control store, so on a shared cluster prefer credentials set on the nodes (instance roles)."""
+    env = storage_env()
+    return {"runtime_env": {"env_vars": env}} if env else {}

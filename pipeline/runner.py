@@ -207,7 +207,7 @@ def _run_parts_on_ray(
 ) -> None:
     import ray.data
 
-    from pipeline.ray_env import ensure_ray
+    from pipeline.ray_env import ensure_ray, remote_args
 
     ensure_ray(runtime)
     items = [{"part": pickle.dumps(p)} for p in todo]
@@ -226,10 +226,11 @@ def _run_parts_on_ray(
                 enable_true_multi_threading=stage.parts_per_actor > 1,
             ),
             num_cpus=stage.cpus_per_part,
+            **remote_args(),
         )
     else:
         task = _PartTask(stage, cfg, str(run))
-        dataset = dataset.map(task, num_cpus=stage.cpus_per_part)
+        dataset = dataset.map(task, num_cpus=stage.cpus_per_part, **remote_args())
     errors = []
     for row in dataset.iter_rows():
         if row["error"]:

@@ -130,9 +130,11 @@ def _run_tasks(fn: Callable[..., Any], calls: list[tuple[Any, ...]]) -> list[Any
     """``fn(*args)`` for each call: as Ray tasks when this process runs Ray, else here in order."""
     import ray
 
+    from pipeline.ray_env import remote_args
+
     if not ray.is_initialized():
         return [fn(*args) for args in calls]
-    task = ray.remote(num_cpus=1)(fn)
+    task = ray.remote(num_cpus=1, **remote_args())(fn)
     return ray.get([task.remote(*args) for args in calls])
 
 
