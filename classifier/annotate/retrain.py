@@ -116,7 +116,9 @@ class Retrainer:
         while True:
             try:
                 kind, payload = self._receive_end.recv()
-            except (EOFError, OSError):
+            except (EOFError, OSError):  # the child ended: the queue keeps the last order it got
+                if self.error is None:
+                    self.error = f"the retrainer exited (code {self.process.exitcode})"
                 self.ready.set()
                 return
             if kind == "pool":
