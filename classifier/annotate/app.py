@@ -27,7 +27,7 @@ from classifier.annotate.config import LabelConfig
 from classifier.annotate.guidelines import Guidelines
 from classifier.annotate.index import GroupIndex
 from classifier.annotate.queue import LabelQueue, prepare_queue
-from classifier.annotate.retrain import Retrainer
+from classifier.annotate.retrain import Retrainer, RetrainSettings
 from classifier.annotate.sessions import LoginThrottle, SessionStore
 from classifier.annotate.stats import run_stats
 from classifier.annotate.store import LabelStore
@@ -136,16 +136,10 @@ def open_state(run: Path, cfg: LabelConfig, progress: Callable[[str], None] = pr
     queue = LabelQueue(store, cfg.labels_per_group, cfg.lease_seconds)
     retrainer = None
     if cfg.retrain_every > 0:
-        retrainer = Retrainer(
-            run,
-            store.path,
-            lambda: [group_id for group_id, _ in index.sources()],
-            queue.set_priority,
-            every=cfg.retrain_every,
-            pool=cfg.retrain_pool,
-            seed=cfg.seed,
-            log=progress,
-        ).start()
+        settings = RetrainSettings(
+            run, store.path, index.path, every=cfg.retrain_every, pool=cfg.retrain_pool, seed=cfg.seed
+        )
+        retrainer = Retrainer(settings, queue.set_priority, log=progress).start()
     return LabelState(
         run=run,
         cfg=cfg,

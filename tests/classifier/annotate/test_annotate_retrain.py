@@ -3,15 +3,14 @@ score, never holds up a label request, and a SIGKILL during a retrain loses no l
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
-import threading
 import time
 
 import httpx
 import pytest
 
-import classifier.annotate.retrain as retrain
 from classifier.annotate.app import create_app
 from classifier.annotate.auto import local_server
 from classifier.annotate.config import LabelConfig
@@ -71,30 +70,26 @@ def test_queue_follows_the_retrained_model_and_shows_its_score(embedded_run):
     state.retrainer.stop()
 
 
-def test_labels_are_answered_while_a_fit_is_running(embedded_run, monkeypatch):
-    """Fault injection: the fit blocks until released; label requests are answered meanwhile."""
+def test_labels_are_answered_while_the_retrainer_is_frozen(embedded_run):
+    """Fault injection: SIGSTOP freezes the retrainer wherever it is (mid-fit or mid-read of the labels);
+    label requests are answered and stored meanwhile, and it catches up once it runs again."""
     run, truth = embedded_run
-    release, fitting = threading.Event(), threading.Event()
-    real_fit = retrain.fit_ranker
-
-    def slow_fit(*args, **kwargs):
-        fitting.set()
-        release.wait(120)
-        return real_fit(*args, **kwargs)
-
-    monkeypatch.setattr(retrain, "fit_ranker", slow_fit)
     app = create_app(run, LabelConfig(retrain_every=1), progress=lambda _: None)
     state = app.state.label
+    state.retrainer.ready.wait(120)
     try:
         with local_server(app) as url, client_for(run, url) as client:
             label_next(client, truth)
-            assert fitting.wait(120)
-            answered = [label_next(client, truth) for _ in range(5)]  # the fit is still blocked
-            assert not release.is_set() and state.retrainer.retrains == 0
+            os.kill(state.retrainer.process.pid, signal.SIGSTOP)
+            frozen_at = state.retrainer.retrains
+            answered = [label_next(client, truth) for _ in range(5)]
+            assert state.retrainer.retrains == frozen_at
             assert len(majority_labels(run / "labels" / "labels.sqlite")) == 6
             assert len(set(answered)) == 5
+            os.kill(state.retrainer.process.pid, signal.SIGCONT)
+            wait_for(lambda: state.retrainer.trained_on == 6, "the retrainer to catch up")
     finally:
-        release.set()
+        os.kill(state.retrainer.process.pid, signal.SIGCONT)
         state.retrainer.stop()
 
 
