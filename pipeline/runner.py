@@ -33,6 +33,7 @@ from manifests.ledger import (
     PARTS_DIR,
     STARTED,
     InputRef,
+    OutputFile,
     StageManifest,
     atomic_write_bytes,
     atomic_write_json,
@@ -44,8 +45,7 @@ from manifests.ledger import (
     write_manifest,
     write_parquet_atomic,
 )
-from manifests.storage import AnyPath, as_path, children, is_remote, make_dirs, remove
-from manifests.tables import part_files, read_table
+from manifests.storage import AnyPath, as_path, children, is_remote, make_dirs, read_parquet, remove
 from pipeline.errors import StorageFullError, UserError
 from pipeline.progress import PartProgress
 from pipeline.summary import print_summary
@@ -151,6 +151,7 @@ def execute_part(stage: Stage, cfg: StageConfig, run: AnyPath, part: Part, state
     inputs = stage.load(cfg, run, part)
     stage_dir = run / stage.name
     rows = {}
+    dropped: Counter[str] = Counter()
     try:
         with journal() as written:
             tables = stage.write(cfg, inputs, state, stage_dir)
@@ -162,12 +163,15 @@ def execute_part(stage: Stage, cfg: StageConfig, run: AnyPath, part: Part, state
                 table = schema.empty_table() if table is None else table.select(schema.names).cast(schema)
                 write_parquet_atomic(table, stage_dir / table_name / f"{part_name(part.index)}.parquet")
                 rows[table_name] = table.num_rows
+                if table_name == "drops":
+                    dropped = Counter(table.column("reason").to_pylist())
         stats = {
             "part": part.index,
             "in": stage.count_in(inputs),
             "rows": rows,
             "seconds": round(time.perf_counter() - started, 3),
             "outputs": relative_writes(stage_dir, written),
+            "dropped": dict(sorted(dropped.items())),
         }
         atomic_write_json(stage_dir / PARTS_DIR / f"{part_name(part.index)}.json", stats)
     except OSError as err:
@@ -298,11 +302,26 @@ def _finished_parts(stage_dir: AnyPath) -> dict[int, dict[str, Any]]:
     return dict(sorted(done.items()))
 
 
-def _count_drops(run: AnyPath, stage_name: str) -> dict[str, int]:
-    if not part_files(run, stage_name, "drops"):
-        return {}
-    reasons = read_table(run, stage_name, "drops", columns=["reason"]).column("reason").to_pylist()
-    return dict(sorted(Counter(reasons).items()))
+def _count_drops(
+    stage_dir: AnyPath, outputs: list[OutputFile], stats: dict[int, dict[str, Any]]
+) -> dict[str, int]:
+    """Rows per drop reason: a drops part still as its part wrote it counts from its marker; only drops
+    files written since (by finalize) are read, and only their ``reason`` column."""
+    counts: Counter[str] = Counter()
+    for out in outputs:
+        if not out.path.startswith("drops/"):
+            continue
+        name = out.path.removeprefix("drops/").removesuffix(".parquet")
+        marker = stats.get(int(name.removeprefix("part-"))) if name.startswith("part-") else None
+        if (
+            marker is not None
+            and "dropped" in marker
+            and marker["outputs"].get(out.path, {}).get("sha256") == out.sha256
+        ):
+            counts.update(marker["dropped"])
+        else:
+            counts.update(read_parquet(stage_dir / out.path, columns=["reason"]).column("reason").to_pylist())
+    return dict(sorted(counts.items()))
 
 
 def run_stage(
@@ -377,7 +396,7 @@ def run_stage(
         outputs=outputs,
         counts_in=dict(counts_in),
         counts_out=counts_out,
-        dropped=_count_drops(run, stage.name),
+        dropped=_count_drops(stage_dir, outputs, stats),
         timings={
             "started": started,
             "seconds": round(finished - started, 3),

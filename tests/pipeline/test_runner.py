@@ -214,3 +214,26 @@ def test_a_ray_worker_killed_mid_task_is_retried_without_duplicates(tmp_path: Pa
     assert (tmp_path / "flag").read_text() == "crashed once"
     numbers = read_table(tmp_path / "run", "squares", "numbers")["n"].to_pylist()
     assert len(numbers) == len(set(numbers)) == result.manifest.counts_out["numbers"] == 26
+
+
+class RewritingSquaresStage(SquaresStage):
+    """Finalize rewrites part 1's drops and adds a drops part of its own, as extract and dedup do."""
+
+    def finalize(self, cfg, run):
+        from manifests.ledger import write_parquet_atomic
+
+        extra = [drop_row("x", DropKind.DOCUMENT, DropReason.DUPLICATE_DOCUMENT, "later copy")]
+        path = run / self.name / "drops" / "part-00001.parquet"
+        old = read_table(run, self.name, "drops").slice(0, 0)
+        write_parquet_atomic(pa.concat_tables([old, pa.Table.from_pylist(extra * 2, schema=DROPS)]), path)
+        final = run / self.name / "drops" / "part-99999.parquet"
+        write_parquet_atomic(pa.Table.from_pylist(extra, schema=DROPS), final)
+        return {}
+
+
+def test_drop_counts_follow_what_finalize_rewrote_and_outputs_are_never_read_back(tmp_path: Path):
+    result = run_stage(RewritingSquaresStage(), SquaresConfig(), tmp_path, LOCAL, quiet=True)
+    drops = read_table(tmp_path, "squares", "drops").column("reason").to_pylist()
+    assert result.manifest.dropped == {r: drops.count(r) for r in sorted(set(drops))}
+    assert result.manifest.dropped == {"duplicate_document": 3, "too_small": 11}  # part 1: 3 replaced
+    assert result.manifest.timings["outputs_read_back"] == 0
