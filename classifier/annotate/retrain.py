@@ -150,6 +150,7 @@ def _work(settings: RetrainSettings, conn: Connection, news) -> None:
     from threadpoolctl import threadpool_limits
 
     parent = os.getppid()
+    os.nice(19)  # the lowest CPU priority: on a busy machine the server's requests win the cores
     try:
         with threadpool_limits(limits=1):  # one core for fits: the server keeps the others
             worker = _Worker(settings, conn)
