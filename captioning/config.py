@@ -15,6 +15,7 @@ from captioning.backends.pool import Balance
 from captioning.selector import REGISTRY_PATH, RUN_REGISTRY, TemplateSelector, read_registry
 from captioning.templates import TEMPLATES_DIR, load_templates
 from manifests.config import StageConfig
+from manifests.storage import as_path
 
 # Fields that change how requests are sent, not which captions a group gets.
 _RUNTIME = frozenset(
@@ -86,7 +87,7 @@ class CaptionConfig(StageConfig):
 
     def registry_path(self, run: Path) -> Path:
         """The project's registry file: promotions are written here, never into the package."""
-        return Path(self.registry) if self.registry else Path(run) / RUN_REGISTRY
+        return as_path(self.registry) if self.registry else as_path(run) / RUN_REGISTRY
 
     def make_selector(self, run: Path) -> TemplateSelector:
         templates = load_templates(Path(self.templates_dir) if self.templates_dir else TEMPLATES_DIR)

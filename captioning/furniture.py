@@ -15,8 +15,7 @@ from collections import Counter
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import pyarrow.parquet as pq
-
+from manifests.storage import read_parquet
 from manifests.tables import part_files
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -44,7 +43,7 @@ def repeated_sentences(run: Path, min_docs: int = 3, min_share: float = 0.05) ->
     per_site: Counter[str] = Counter()
     sites: dict[int, str] = {}
     for path in part_files(run, "extract", "documents"):
-        table = pq.read_table(path, columns=["source", "texts"])
+        table = read_parquet(path, columns=["source", "texts"])
         for source, texts in zip(
             table.column("source").to_pylist(), table.column("texts").to_pylist(), strict=True
         ):

@@ -13,21 +13,20 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from captioning.furniture import repeated_sentences
 from captioning.inputs import group_kind, image_bytes, plan_parts, read_groups
 from captioning.kinds import KINDS
+from manifests.storage import as_path, read_parquet
 
 
 def routed_kinds(run: Path, stage: str) -> dict[str, tuple[str, str, tuple[int, ...]]]:
     """group id -> (kind, document source, positions) for every group of ``stage``'s groups table."""
-    run = Path(run)
+    run = as_path(run)
     out = {}
     for plan in plan_parts(run, stage, 256, {}, repeated_sentences(run)):
         groups = read_groups(run, plan.groups, plan.furniture)
         images = image_bytes(run, [i for g in groups for i in g.image_ids])
-        table = pq.read_table(run / plan.groups.path, columns=["source", "positions"])
+        table = read_parquet(run / plan.groups.path, columns=["source", "positions"])
         rows = table.slice(plan.groups.start, plan.groups.length).to_pylist()
         for group, row in zip(groups, rows, strict=True):
             out[group.group_id] = (group_kind(group, images), row["source"], tuple(row["positions"]))

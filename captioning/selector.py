@@ -18,6 +18,7 @@ import yaml
 
 from captioning.kinds import FALLBACK, KINDS
 from captioning.templates import CaptionTemplate
+from manifests.storage import is_remote, write_bytes
 
 REGISTRY_PATH = Path(__file__).parent / "registry.yaml"
 RUN_REGISTRY = "caption-registry.yaml"
@@ -70,17 +71,14 @@ def read_registry(*paths: Path) -> dict[str, str]:
 def promote(path: Path, kind: str, template: CaptionTemplate, record: Mapping[str, Any]) -> None:
     """Record ``template`` as the one for ``kind`` in the project's registry ``path``, with ``record``
     (eval path, scores) beside its ``name@version#hash``; other entries stay."""
-    if path.resolve().is_relative_to(Path(__file__).parent.resolve()):
+    if not is_remote(path) and Path(path).resolve().is_relative_to(Path(__file__).parent.resolve()):
         raise ValueError(f"refusing to write the shipped registry {path}; promote into the project's file")
     registry = _read(path)
     registry[kind] = {"template": template.name, "id": template.template_id, **record}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
     header = (
         "# Promoted caption templates per kind (gdt caption eval --promote); overrides the shipped ones.\n"
     )
-    tmp.write_text(header + yaml.safe_dump(dict(sorted(registry.items())), sort_keys=False))
-    tmp.replace(path)
+    write_bytes(path, (header + yaml.safe_dump(dict(sorted(registry.items())), sort_keys=False)).encode())
 
 
 def kind_from_category(category: str | None) -> str | None:

@@ -1,4 +1,7 @@
-"""Helpers of the browser tests: log in as an annotator, see which group the page shows, act and wait."""
+"""Helpers of the browser tests: log in as an annotator, see which group the page shows, act and wait.
+
+Predicates for ``page.wait_for_function`` are always arrow functions: Playwright polls a bare expression
+through ``eval`` in the page, which the form's Content-Security-Policy refuses once a poll is needed."""
 
 from __future__ import annotations
 

@@ -86,7 +86,7 @@ def test_guidelines_on_first_login_one_key_away_with_examples(
     assert page.locator("#examples-good img").count() == 2
     assert page.locator("#examples-bad img").count() == 0
     page.wait_for_function(
-        "[...document.querySelectorAll('#examples-good img')].every(i => i.naturalWidth > 0)"
+        "() => [...document.querySelectorAll('#examples-good img')].every(i => i.naturalWidth > 0)"
     )
     page.keyboard.press("g")
     page.wait_for_url(f"{server.url}/")
@@ -155,7 +155,7 @@ def test_zoom_shows_a_large_copy_and_the_full_context(
     zoom = page.locator("#zoom")
     assert zoom.is_visible()
     image_id = page.evaluate("document.querySelector('#images .zoomable').dataset.zoom").rsplit("/", 1)[1]
-    page.wait_for_function("document.getElementById('zoom-img').complete")
+    page.wait_for_function("() => document.getElementById('zoom-img').complete")
     assert page.get_attribute("#zoom-img", "src") == f"/zoom/{image_id}"
     assert page.evaluate("document.getElementById('zoom-img').naturalWidth") > 0
     large = page.locator("#zoom-img").bounding_box()
@@ -182,7 +182,7 @@ def test_layouts_fit_the_viewport_above_the_button_bar(
     smallest = {}
     for width, height in ((1366, 768), (1920, 1080)):
         page.set_viewport_size({"width": width, "height": height})
-        page.wait_for_function(f"window.innerWidth === {width}")
+        page.wait_for_function(f"() => window.innerWidth === {width}")
         page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
         geometry = page.evaluate(GEOMETRY)
         bar_top = geometry["bar"][1]
@@ -265,7 +265,7 @@ def test_the_next_groups_images_come_from_the_browser_cache(tmp_path, make_run, 
 
         act(page, lambda: page.keyboard.press("a"))
         page.wait_for_function(
-            "[...document.querySelectorAll('#images img')].every(i => i.complete && i.naturalWidth > 0)"
+            "() => [...document.querySelectorAll('#images img')].every(i => i.complete && i.naturalWidth > 0)"
         )
         shown_now = [
             s.removeprefix(url) for s in page.eval_on_selector_all("#images img", "i => i.map(x => x.src)")

@@ -59,7 +59,10 @@ def test_queue_follows_the_retrained_model_and_shows_its_score(embedded_run):
         open_order = [g for g in state.queue._priority if g not in labelled]
         assert group["group_id"] == open_order[0]
         # the page carries the score folded away: a closed <details>, opened only by the annotator
-        page = httpx.get(f"{url}/", cookies={"gdt_label_token": client.headers["Authorization"][7:]}).text
+        with httpx.Client(base_url=url) as browser:  # logs in as a browser does: a session cookie
+            token = client.headers["Authorization"][7:]
+            browser.post("/login", data={"token": token}, headers={"Origin": url}, follow_redirects=False)
+            page = browser.get("/").text
         folded = page.split('id="model-score"')[1].split("</details>")[0]
         assert f"{group['model_score']:.2f}" in folded and " open" not in folded.split(">")[0]
         # the model learnt from 8 labels: good groups score above bad ones on average
