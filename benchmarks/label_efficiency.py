@@ -40,11 +40,9 @@ from classifier.annotate.app import create_app
 from classifier.annotate.auto import annotate, local_server
 from classifier.annotate.config import LabelConfig
 from classifier.config import ClassifyConfig
-from classifier.data import embeddings_encoder, group_views, read_groups
 from classifier.embed import EmbedConfig, EmbedStage
 from classifier.encoders import EncoderConfig, EncoderId
-from classifier.features import feature_matrix
-from classifier.train import TrainingData, fit_classifier
+from classifier.train import TrainingData, fit_classifier, labelled_features
 from manifests.config import RuntimeConfig
 from manifests.tables import read_table
 from pipeline.errors import UserError
@@ -67,20 +65,8 @@ class LabelSet:
 
 
 def load_set(name: str, run: Path, truth: dict[str, str]) -> LabelSet:
-    encoder = embeddings_encoder(run)
-    groups = read_groups(run, sorted(truth))
-    batch = group_views(run, groups, encoder.dim)
-    source_of = dict(
-        zip(groups.column("group_id").to_pylist(), groups.column("source").to_pylist(), strict=True)
-    )
-    return LabelSet(
-        name,
-        batch.ids,
-        feature_matrix(batch.views, encoder.dim),
-        np.array([truth[g] == "good" for g in batch.ids], dtype=int),
-        np.array([source_of[g] for g in batch.ids], dtype=object),
-        encoder,
-    )
+    data = labelled_features(run, {g: int(label == "good") for g, label in truth.items()})
+    return LabelSet(name, data.group_ids, data.features, data.labels, data.sources, data.encoder)
 
 
 def split_by_source(sources: np.ndarray, seed: int, pool_share: float = 0.6) -> tuple[np.ndarray, np.ndarray]:

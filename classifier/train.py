@@ -73,7 +73,12 @@ def load_training_data(run: Path) -> TrainingData:
     unknown = sorted({row["label"] for row in labels} - set(LABEL_VALUES))
     if unknown:
         raise UserError(f"{path}: labels must be 'good' or 'bad', found {unknown}")
-    by_group = {row["group_id"]: LABEL_VALUES[row["label"]] for row in labels}
+    return labelled_features(run, {row["group_id"]: LABEL_VALUES[row["label"]] for row in labels})
+
+
+def labelled_features(run: Path, by_group: dict[str, int]) -> TrainingData:
+    """Features, labels (1 good, 0 bad) and document sources of the labelled groups that are candidate
+    groups of ``run`` with vectors; the rest are counted as ``unmatched``."""
     encoder = embeddings_encoder(run)
     groups = read_groups(run, sorted(by_group))
     batch = group_views(run, groups, encoder.dim)
