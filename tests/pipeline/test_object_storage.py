@@ -19,24 +19,12 @@ from manifests.ledger import read_manifest
 from manifests.storage import as_path, read_parquet
 from pipeline.cli import main
 from pipeline.shard.verify import verify_shards
+from tests.pipeline.test_stage_faults import SLOW_PARTS
 
 REPO = Path(__file__).resolve().parents[2]
 ORDER = ["extract", "embed", "dedup", "caption", "shard"]
 SETTINGS = ["runtime.executor=local", "extract.docs_per_part=32", "caption.groups_per_part=16",
             "shard.groups_per_shard=16"]  # fmt: skip
-SLOW_PARTS = """
-import sys, time
-import pipeline.runner as runner
-execute_part = runner.execute_part
-def slow_part(*args, **kwargs):
-    stats = execute_part(*args, **kwargs)
-    time.sleep(0.4)
-    return stats
-runner.execute_part = slow_part
-from pipeline.cli import main
-from pipeline.shard.verify import verify_shards
-sys.exit(main(sys.argv[1:]))
-"""
 
 
 @pytest.fixture(scope="module")
