@@ -146,13 +146,11 @@ class ExtractStage(Stage):
         """The worker's crawler (its HTTP connections outlive the part, one per actor) and decode cache."""
         return Worker(Crawler(cfg), DecodeCache(cfg.decode_cache_mb * 2**20))
 
-    def run(self, cfg: ExtractConfig, inputs: list[Document], state: Worker) -> dict[str, pa.Table]:
-        return extract_documents(inputs, cfg, local_root(cfg), state.crawler, cache=state.cache)
-
     def write(
         self, cfg: ExtractConfig, inputs: list[Document], state: Worker, stage_dir: Path
     ) -> dict[str, pa.Table]:
-        """As ``run``, reusing what an earlier run of the part settled when it runs again to retry."""
+        """The part's tables; a part that runs again for ``--retry-failed`` reuses what its earlier run
+        settled (``write``, not ``run``: that needs the stage folder)."""
         previous = previous_results(stage_dir, doc_id_of(inputs[0].source)) if inputs else None
         return extract_documents(inputs, cfg, local_root(cfg), state.crawler, previous, state.cache)
 
