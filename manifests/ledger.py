@@ -20,6 +20,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import pyarrow as pa
@@ -41,23 +42,25 @@ MANIFEST = "_manifest.json"
 STARTED = "_started.json"
 PARTS_DIR = "_parts"
 
-_journals: list[dict[str, Written]] = []
+# A context variable, not a module list: a Ray actor with ``parts_per_actor > 1`` runs parts in parallel
+# threads, and each part's journal must see only its own thread's writes (each thread has its own context).
+_journals: ContextVar[tuple[dict[str, Written], ...]] = ContextVar("gdt_journals", default=())
 
 
 @contextmanager
 def journal() -> Iterator[dict[str, Written]]:
-    """Collect every write made through this module while open: ``str(path) -> Written``."""
+    """Collect every write made through this module, in this thread, while open: ``str(path) -> Written``."""
     entries: dict[str, Written] = {}
-    _journals.append(entries)
+    token = _journals.set((*_journals.get(), entries))
     try:
         yield entries
     finally:
-        _journals.remove(entries)
+        _journals.reset(token)
 
 
 def record_write(path: AnyPath, written: Written) -> Written:
-    """Report a write made elsewhere (a tar, a file written by a Ray task) to the open journals."""
-    for entries in _journals:
+    """Report a write made elsewhere (a tar, a file written by a Ray task) to this thread's open journals."""
+    for entries in _journals.get():
         entries[str(path)] = written
     return written
 

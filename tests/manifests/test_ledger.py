@@ -1,3 +1,4 @@
+import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -64,3 +65,30 @@ def test_a_file_rewritten_after_it_was_recorded_is_read_back(tmp_path: Path):
     outputs, read_back = describe_known_outputs(tmp_path, known)
     assert read_back == 1
     assert outputs[0].rows == 1 and outputs == describe_outputs(tmp_path)
+
+
+def test_journals_of_parallel_threads_see_only_their_own_writes(tmp_path: Path):
+    """A Ray actor with parts_per_actor > 1 writes two parts at once; each part's marker must list only its
+    own files, and closing one journal must never disturb the other (regression: a shared list did)."""
+    both_open = threading.Barrier(2)
+    first_closed = threading.Event()
+    seen: dict[str, set[str]] = {}
+
+    def part(name: str, closes_first: bool) -> None:
+        with journal() as written:
+            atomic_write_bytes(tmp_path / f"{name}.bin", name.encode())
+            both_open.wait()
+            if closes_first:
+                seen[name] = set(relative_writes(tmp_path, written))
+                return
+            first_closed.wait()
+            atomic_write_bytes(tmp_path / f"{name}-late.bin", b"late")
+        seen[name] = set(relative_writes(tmp_path, written))
+
+    threads = [threading.Thread(target=part, args=("a", True)), threading.Thread(target=part, args=("b", False))]
+    threads[0].start()
+    threads[1].start()
+    threads[0].join()
+    first_closed.set()
+    threads[1].join()
+    assert seen == {"a": {"a.bin"}, "b": {"b.bin", "b-late.bin"}}
