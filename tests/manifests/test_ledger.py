@@ -85,10 +85,11 @@ def test_journals_of_parallel_threads_see_only_their_own_writes(tmp_path: Path):
             atomic_write_bytes(tmp_path / f"{name}-late.bin", b"late")
         seen[name] = set(relative_writes(tmp_path, written))
 
-    threads = [threading.Thread(target=part, args=("a", True)), threading.Thread(target=part, args=("b", False))]
-    threads[0].start()
-    threads[1].start()
-    threads[0].join()
+    first = threading.Thread(target=part, args=("a", True))
+    second = threading.Thread(target=part, args=("b", False))
+    first.start()
+    second.start()
+    first.join()
     first_closed.set()
-    threads[1].join()
+    second.join()
     assert seen == {"a": {"a.bin"}, "b": {"b.bin", "b-late.bin"}}
