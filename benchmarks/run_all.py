@@ -6,13 +6,12 @@ the others' figures; the failure is printed and the command exits non-zero.
 
 from __future__ import annotations
 
-import datetime as dt
 import importlib
 import sys
 import traceback
 from pathlib import Path
 
-from benchmarks.common import RESULTS, machine
+from benchmarks.common import RESULTS
 
 BENCHMARKS = [
     "extract",
@@ -48,9 +47,12 @@ def main(names: list[str]) -> int:
             if name in failed:
                 text += "\n_Stale: the last run of this benchmark failed; the figures above are older._\n"
             sections.append(text)
+    # No date in the header: the file is also reassembled from older sections (``main([])``), and each
+    # section carries the machine and date its figures were measured on.
     header = (
-        "# Benchmarks\n\nWritten by `make bench` (`python -m benchmarks.run_all`); each section names the "
-        f"machine and date it was measured on. Last full run: {dt.date.today().isoformat()} on {machine()}.\n"
+        "# Benchmarks\n\nWritten by `make bench` (`python -m benchmarks.run_all`; one benchmark: `python -m "
+        "benchmarks.NAME`), assembled from `benchmarks/results/`. Each section names the machine, the date "
+        "and the load it was measured on.\n"
     )
     OUT.write_text(header + "\n" + "\n".join(sections))
     print(f"wrote {OUT}")
