@@ -1,35 +1,38 @@
 """The sample corpus: deterministic, the same documents in three formats, and a truth file that holds.
 
-One corpus is built per module; each test reads it with its own small readers (not the project's), so a
-mistake in the corpus cannot hide behind the same mistake in `extract`. One test then runs the real
-extract code over all three formats and compares its groups with the truth.
+One corpus is built per module; each test reads it with the small readers of ``sample_corpus_readers``
+(not the project's), so a mistake in the corpus cannot hide behind the same mistake in `extract`. One
+test then runs the real extract code over all three formats and compares its groups with the truth.
 """
 
 from __future__ import annotations
 
-import base64
-import gzip
 import hashlib
 import io
 import itertools
 import json
-import math
 import os
 import subprocess
 import sys
 from collections import Counter
-from html.parser import HTMLParser
 from pathlib import Path
 
 import imagehash
-import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
 from pipeline.errors import UserError
 from pipeline.sample_corpus import build, documents, truth
+from tests.pipeline.sample_corpus_readers import (
+    candidate_groups,
+    kept,
+    load_ref,
+    parse_pages,
+    read_html,
+    read_mmc4,
+    read_obelics,
+)
 
-MIN_SIDE, MAX_ASPECT, MAX_GAP, MIN_GROUP, MAX_GROUP = 150, 2.0, 1000, 2, 8
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -49,150 +52,6 @@ def _hashes(root: Path) -> dict[str, str]:
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Independent readers of the three formats: each gives {url: [("text", str) | ("image", bytes | None)]}
-# ---------------------------------------------------------------------------------------------------------
-
-
-def _load(ref: str, folder: Path) -> bytes | None:
-    if ref.startswith("data:"):
-        return base64.b64decode(ref.split(",", 1)[1])
-    path = (folder / ref).resolve()
-    return path.read_bytes() if path.is_file() else None
-
-
-def _read_obelics(corpus: Path) -> dict[str, list]:
-    out = {}
-    for row in pq.read_table(corpus / "documents.parquet").to_pylist():
-        assert len(row["texts"]) == len(row["images"])
-        assert all((t is None) != (i is None) for t, i in zip(row["texts"], row["images"], strict=True))
-        meta = json.loads(row["metadata"])
-        assert len(meta) == len(row["images"])
-        url = json.loads(row["general_metadata"])["url"]
-        out[url] = [
-            ("text", t) if t is not None else ("image", _load(i, corpus))
-            for t, i in zip(row["texts"], row["images"], strict=True)
-        ]
-    return out
-
-
-def _read_mmc4(corpus: Path) -> dict[str, list]:
-    out = {}
-    with gzip.open(corpus / "documents.jsonl.gz", "rt", encoding="utf-8") as fh:
-        for line in fh:
-            rec = json.loads(line)
-            # a stable sort: ties keep list order
-            infos = sorted(rec["image_info"], key=lambda i: i["matched_text_index"])
-            assert len(rec["similarity_matrix"]) == len(infos)
-            blocks: list = []
-            for index, text in enumerate(rec["text_list"]):
-                blocks += [
-                    ("image", _load(i["raw_url"], corpus)) for i in infos if i["matched_text_index"] == index
-                ]
-                blocks.append(("text", text))
-            out[rec["url"]] = blocks
-    return out
-
-
-class _Page(HTMLParser):
-    """Just enough HTML: canonical link, <p> text, and <img> with the variants the corpus writes."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.url, self.blocks, self.in_p, self.picture_source = None, [], False, None
-        self.variants: list[tuple[str, dict]] = []
-
-    def handle_starttag(self, tag: str, attr_list: list) -> None:
-        attrs = dict(attr_list)
-        if tag == "link" and attrs.get("rel") == "canonical":
-            self.url = attrs["href"]
-        elif tag == "p":
-            self.in_p = True
-            self.blocks.append(["text", ""])
-        elif tag == "source":
-            self.picture_source = attrs["srcset"]
-        elif tag == "img":
-            ref = attrs.get("data-src") or attrs["src"]
-            self.blocks.append(["image", ref])
-            if "data-src" in attrs:
-                self.variants.append(("lazy", attrs))
-            elif "srcset" in attrs:
-                self.variants.append(("srcset", attrs))
-            elif self.picture_source is not None:
-                self.variants.append(("picture", {**attrs, "source": self.picture_source}))
-
-    def handle_endtag(self, tag: str) -> None:
-        self.in_p = self.in_p and tag != "p"
-        if tag == "picture":
-            self.picture_source = None
-
-    def handle_data(self, data: str) -> None:
-        if self.in_p:
-            self.blocks[-1][1] += data
-
-
-def _parse_pages(corpus: Path) -> list[_Page]:
-    pages = []
-    for page in sorted((corpus / "html").glob("*.html")):
-        parser = _Page()
-        parser.feed(page.read_text(encoding="utf-8"))
-        pages.append(parser)
-    return pages
-
-
-def _read_html(corpus: Path) -> dict[str, list]:
-    folder = corpus / "html"
-    return {
-        p.url: [("text", v) if kind == "text" else ("image", _load(v, folder)) for kind, v in p.blocks]
-        for p in _parse_pages(corpus)
-    }
-
-
-# ---------------------------------------------------------------------------------------------------------
-# The extract rules, restated from the brief, to check the truth against the files themselves
-# ---------------------------------------------------------------------------------------------------------
-
-
-def _kept(data: bytes | None) -> bool:
-    if data is None:
-        return False
-    try:
-        img = Image.open(io.BytesIO(data))
-        img.load()
-    except Exception:
-        return False
-    w, h = img.size
-    return min(w, h) >= MIN_SIDE and max(w, h) <= MAX_ASPECT * min(w, h)
-
-
-def _candidate_groups(blocks: list) -> list[list[int]]:
-    runs: list[list[int]] = []
-    gap, position, started = 0, 0, False
-    for kind, value in blocks:
-        if kind == "text":
-            gap += len(value)
-            continue
-        if _kept(value):
-            if started and gap <= MAX_GAP:
-                runs[-1].append(position)
-            else:
-                runs.append([position])
-            started, gap = True, 0
-        position += 1
-    groups = []
-    for run in runs:
-        if len(run) < MIN_GROUP:
-            continue
-        count = math.ceil(len(run) / MAX_GROUP)
-        base, extra = divmod(len(run), count)
-        start = 0
-        for i in range(count):
-            size = base + (i < extra)
-            groups.append(run[start : start + size])
-            start += size
-    return groups
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -229,7 +88,7 @@ def test_another_seed_gives_another_corpus(truth_json: dict) -> None:
 
 
 def test_three_formats_hold_the_same_documents(corpus: Path, truth_json: dict) -> None:
-    obelics, mmc4, pages = _read_obelics(corpus), _read_mmc4(corpus), _read_html(corpus)
+    obelics, mmc4, pages = read_obelics(corpus), read_mmc4(corpus), read_html(corpus)
     urls = [d["url"] for d in truth_json["documents"]]
     assert list(obelics) == urls == list(mmc4)
     assert sorted(pages) == sorted(urls)
@@ -239,13 +98,13 @@ def test_three_formats_hold_the_same_documents(corpus: Path, truth_json: dict) -
     for doc in truth_json["documents"]:
         images = [v for kind, v in obelics[doc["url"]] if kind == "image"]
         assert len(images) == doc["n_image_refs"] == len(doc["image_refs"])
-        assert images == [_load(ref, corpus) for ref in doc["image_refs"]]
+        assert images == [load_ref(ref, corpus) for ref in doc["image_refs"]]
         assert doc["url"] == f"https://sample.gdt/{doc['slug']}"
 
 
 def test_html_variants_resolve_to_the_same_image(corpus: Path) -> None:
     seen = Counter()
-    for page in _parse_pages(corpus):
+    for page in parse_pages(corpus):
         for kind, attrs in page.variants:
             seen[kind] += 1
             if kind == "lazy":
@@ -261,9 +120,9 @@ def test_html_variants_resolve_to_the_same_image(corpus: Path) -> None:
 
 
 def test_truth_groups_are_exactly_the_candidate_groups(corpus: Path, truth_json: dict) -> None:
-    blocks = _read_obelics(corpus)
+    blocks = read_obelics(corpus)
     expected = {(g["doc_url"], tuple(g["positions"])) for g in truth_json["groups"]}
-    found = {(url, tuple(group)) for url, doc in blocks.items() for group in _candidate_groups(doc)}
+    found = {(url, tuple(group)) for url, doc in blocks.items() for group in candidate_groups(doc)}
     assert found == expected
     assert len(expected) == len(truth_json["groups"])
     # the specimen page holds a run of ten kept glyphs, split into two windows of five
@@ -280,14 +139,14 @@ def test_broken_references_are_the_planted_ones(corpus: Path, truth_json: dict) 
     grouped = {(g["doc_url"], p) for g in truth_json["groups"] for p in g["positions"]}
     for doc in docs.values():
         for position, ref in enumerate(doc["image_refs"]):
-            data = _load(ref, corpus)
+            data = load_ref(ref, corpus)
             kind = broken.get((doc["url"], position))
             if kind == "missing":
                 assert data is None
             else:
                 assert data is not None, ref
             if kind is not None:
-                assert not _kept(data) and (doc["url"], position) not in grouped
+                assert not kept(data) and (doc["url"], position) not in grouped
     # broken references sit inside runs: the group's positions step over them
     inside = [
         b for b in truth_json["broken_references"]
@@ -303,7 +162,7 @@ def test_every_image_file_is_referenced(corpus: Path, truth_json: dict) -> None:
     }
     srcset_small = {
         (corpus / "html" / c.split()[0]).resolve().relative_to(corpus).as_posix()
-        for page in _parse_pages(corpus)
+        for page in parse_pages(corpus)
         for kind, attrs in page.variants
         if kind == "srcset"
         for c in attrs["srcset"].split(",")
@@ -319,7 +178,7 @@ def test_every_image_file_is_referenced(corpus: Path, truth_json: dict) -> None:
 
 
 def _phash(corpus: Path, ref: str) -> imagehash.ImageHash:
-    data = _load(ref, corpus)
+    data = load_ref(ref, corpus)
     assert data is not None
     return imagehash.phash(Image.open(io.BytesIO(data)))
 
@@ -328,7 +187,7 @@ def test_near_duplicates_are_close_and_unrelated_groups_are_not(corpus: Path, tr
     pairs = truth_json["near_duplicate_images"]
     assert len(pairs) >= 20
     for a, b in pairs:
-        assert a != b and _kept(_load(a, corpus)) and _kept(_load(b, corpus))
+        assert a != b and kept(load_ref(a, corpus)) and kept(load_ref(b, corpus))
         assert _phash(corpus, a) - _phash(corpus, b) <= 10, (a, b)
     docs = {d["url"]: d for d in truth_json["documents"]}
     bad = [g for g in truth_json["groups"] if g["category"] in ("unrelated", "mixed")]
