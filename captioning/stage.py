@@ -48,7 +48,7 @@ from manifests.schemas import CAPTIONS, DROPS
 from manifests.storage import read_parquet
 from manifests.tables import part_files
 from pipeline.errors import UserError
-from pipeline.runner import Part, Stage
+from pipeline.stage import Part, Stage
 
 TEMPLATES_REF = "caption:templates"
 RETRY_REF = "caption:retry-failed"

@@ -30,7 +30,7 @@ from manifests.schemas import DROPS, embeddings_schema
 from manifests.storage import read_parquet
 from manifests.tables import iter_batches, part_files
 from pipeline.errors import UserError
-from pipeline.runner import Part, Stage
+from pipeline.stage import Part, Stage
 
 # Encoder fields that change speed, not the vectors' meaning (fp16 vs fp32 differ by rounding only).
 _RUNTIME_ENCODER_FIELDS = {"device", "precision", "batch_size", "cache_dir", "threads"}

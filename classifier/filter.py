@@ -28,7 +28,7 @@ from manifests.schemas import DROPS, SCORES
 from manifests.storage import as_path, read_parquet
 from manifests.tables import part_files
 from pipeline.errors import UserError
-from pipeline.runner import Part, Stage
+from pipeline.stage import Part, Stage
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from manifests.config import (
     section,
 )
 from manifests.storage import as_path
-from pipeline.runner import Stage, StageResult, run_stage
+from pipeline.runner import run_stage
+from pipeline.stage import Stage, StageResult
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, example: str) -> None:

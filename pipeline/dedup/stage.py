@@ -58,7 +58,7 @@ from pipeline.dedup.groups import (
 )
 from pipeline.dedup.pairs import EDGES, Candidates, confirm
 from pipeline.dedup.vectorindex import VectorIndex
-from pipeline.runner import Part, Stage
+from pipeline.stage import Part, Stage
 
 VECTOR_CELLS = "_vector_cells.npy"  # every embedded image's vector index cells (see ``prepare``)
 FINAL_PART = 99_999  # finalize writes its tables under this part number, after every planned part

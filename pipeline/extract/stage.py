@@ -42,7 +42,7 @@ from pipeline.extract.retry import (
     previous_results,
     remove_copies,
 )
-from pipeline.runner import Part, Stage
+from pipeline.stage import Part, Stage
 
 PLAN_CACHE = "_plan.json"  # the parts of the input, kept so that a resumed run does not plan again
 

@@ -28,12 +28,12 @@ from manifests.schemas import DROPS, SHARD_INDEX
 from manifests.storage import read_parquet
 from manifests.tables import part_files
 from pipeline.errors import UserError
-from pipeline.runner import Part, Stage
 from pipeline.shard.config import ShardConfig
 from pipeline.shard.current import current_tables, source_refs
 from pipeline.shard.images import RowGroupCache, index_images
 from pipeline.shard.plan import INDEX, NO_TEMPLATE, ShardWork, build_records, plan_shards
 from pipeline.shard.writer import write_shard
+from pipeline.stage import Part, Stage
 
 # Groups dropped while planning (caption rows that do not fit their group) belong to no shard: finalize
 # writes them as this drops part, after every planned shard.

@@ -24,9 +24,10 @@ from manifests.config import RuntimeConfig
 from manifests.drops import DropKind, DropReason, drop_row, drops_table
 from manifests.ledger import StageManifest, describe_outputs, write_manifest
 from manifests.schemas import CAPTIONS, GROUPS, IMAGES, SCORES
-from pipeline.runner import StageResult, run_stage
+from pipeline.runner import run_stage
 from pipeline.shard.config import ShardConfig
 from pipeline.shard.stage import ShardStage
+from pipeline.stage import StageResult
 
 LOCAL = RuntimeConfig(executor="local")
 

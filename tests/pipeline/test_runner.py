@@ -14,7 +14,8 @@ from manifests.drops import DropKind, DropReason, drop_row
 from manifests.ledger import read_manifest
 from manifests.schemas import DROPS
 from manifests.tables import read_table
-from pipeline.runner import Part, Stage, run_stage
+from pipeline.runner import run_stage
+from pipeline.stage import Part, Stage
 
 NUMBERS = pa.schema([pa.field("n", pa.int64(), nullable=False), pa.field("worker", pa.string())])
 
