@@ -34,7 +34,7 @@ from benchmarks.common import write_result
 from captioning.backends.base import GroupRequest, ImageContext, caption_all
 from captioning.backends.openai_http import OpenAIBackendConfig, OpenAICaptioner
 from captioning.templates import load_templates
-from manifests.ledger import StageManifest, describe_outputs, write_manifest, write_parquet_atomic
+from manifests.ledger import commit_external, write_parquet_atomic
 from manifests.schemas import DOCUMENTS, GROUPS, IMAGES
 
 # (what, servers, cap per server, latency s, groups)
@@ -179,15 +179,7 @@ def build_run(run: Path, count: int) -> Path:
         pa.Table.from_pylist(documents, schema=DOCUMENTS), stage / "documents" / "part-00000.parquet"
     )
     write_parquet_atomic(pa.Table.from_pylist(groups, schema=GROUPS), stage / "groups" / "part-00000.parquet")
-    manifest = StageManifest(
-        stage="extract",
-        version="bench",
-        config={},
-        config_hash="bench",
-        inputs=[],
-        outputs=describe_outputs(stage),
-    )
-    write_manifest(stage, manifest)
+    commit_external(stage, version="bench")
     return run
 
 

@@ -35,7 +35,7 @@ from classifier.embed import EmbedConfig, EmbedStage, decode_rgb
 from classifier.encoders import EncoderConfig, build_encoder
 from classifier.encoders.tiny import write_random_clip, write_tiny_clip
 from manifests.config import RuntimeConfig
-from manifests.ledger import StageManifest, describe_outputs, write_manifest, write_parquet_atomic
+from manifests.ledger import commit_external, write_parquet_atomic
 from manifests.schemas import GROUPS, IMAGES
 from pipeline.runner import run_stage
 
@@ -93,8 +93,7 @@ def build_run(run: Path, n_images: int, parts: int = 4, seed: int = 0) -> list[b
         name = f"part-{p:05d}.parquet"
         write_parquet_atomic(pa_table(images[p], IMAGES), folder / "images" / name)
         write_parquet_atomic(pa_table(groups[p], GROUPS), folder / "groups" / name)
-    manifest = StageManifest(stage="extract", version="bench", config={}, config_hash="bench", inputs=[])
-    write_manifest(folder, manifest.model_copy(update={"outputs": describe_outputs(folder)}))
+    commit_external(folder, version="bench")
     return blobs
 
 

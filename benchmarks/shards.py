@@ -32,7 +32,7 @@ from skimage import data as skdata
 
 from benchmarks.common import write_result
 from manifests.config import RuntimeConfig
-from manifests.ledger import StageManifest, describe_outputs, write_manifest
+from manifests.ledger import commit_external
 from manifests.schemas import GROUPS, IMAGES
 from pipeline.runner import run_stage
 from pipeline.shard.config import ShardConfig
@@ -82,10 +82,7 @@ def build_run(run: Path, groups: int, side: int) -> None:
     for p in range(4):
         pq.write_table(table.slice(p * step, step), run / "extract" / "images" / f"part-{p:05d}.parquet")
     pq.write_table(pa.Table.from_pylist(group_rows, schema=GROUPS), run / "extract/groups/part-00000.parquet")
-    manifest = StageManifest(stage="extract", version="bench", config={}, config_hash="bench", inputs=[])
-    write_manifest(
-        run / "extract", manifest.model_copy(update={"outputs": describe_outputs(run / "extract")})
-    )
+    commit_external(run / "extract", version="bench")
 
 
 def read_members(run: Path) -> list[tuple[str, list[tuple[tarfile.TarInfo, bytes]]]]:

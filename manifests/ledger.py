@@ -124,6 +124,23 @@ def write_manifest(stage_dir: AnyPath, manifest: StageManifest) -> None:
     atomic_write_bytes(as_path(stage_dir) / MANIFEST, manifest.model_dump_json(indent=2).encode() + b"\n")
 
 
+def commit_external(stage_dir: AnyPath, version: str = "external") -> StageManifest:
+    """Commit a stage folder whose tables were written by other code (a table built with another tool,
+    a fixture, a benchmark's synthetic input): describe every file in it and write its manifest, so the
+    stages that read it find a finished stage whose content hash covers those bytes."""
+    folder = as_path(stage_dir)
+    manifest = StageManifest(
+        stage=folder.name,
+        version=version,
+        config={},
+        config_hash=version,
+        inputs=[],
+        outputs=describe_outputs(folder),
+    )
+    write_manifest(folder, manifest)
+    return manifest
+
+
 def written_entry(written: Written) -> dict[str, Any]:
     """A write's description as a marker stores it."""
     return {"bytes": written.bytes, "sha256": written.sha256, "stamp": written.stamp, "rows": written.rows}
@@ -172,6 +189,7 @@ __all__ = [
     "Written",
     "atomic_write_bytes",
     "atomic_write_json",
+    "commit_external",
     "describe_known_outputs",
     "describe_outputs",
     "file_sha256",

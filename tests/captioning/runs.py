@@ -10,7 +10,7 @@ import pyarrow as pa
 from PIL import Image
 from skimage import data as skdata
 
-from manifests.ledger import StageManifest, describe_outputs, write_manifest, write_parquet_atomic
+from manifests.ledger import commit_external, write_parquet_atomic
 from manifests.schemas import DOCUMENTS, GROUPS, IMAGES
 
 PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "rocket", "coins", "moon", "brick", "grass", "gravel")
@@ -83,15 +83,7 @@ def build_run(root: Path, groups: list[dict]) -> Path:
         pa.Table.from_pylist(documents, schema=DOCUMENTS), stage / "documents" / "part-00000.parquet"
     )
     write_parquet_atomic(pa.Table.from_pylist(rows, schema=GROUPS), stage / "groups" / "part-00000.parquet")
-    manifest = StageManifest(
-        stage="extract",
-        version="test",
-        config={},
-        config_hash="test",
-        inputs=[],
-        outputs=describe_outputs(stage),
-    )
-    write_manifest(stage, manifest)
+    commit_external(stage, version="test")
     return Path(root)
 
 
@@ -99,12 +91,4 @@ def write_groups(run: Path, stage: str, rows: list[dict]) -> None:
     """Give ``stage`` (e.g. dedup) a groups table of ``rows`` and a finished manifest."""
     folder = Path(run) / stage
     write_parquet_atomic(pa.Table.from_pylist(rows, schema=GROUPS), folder / "groups" / "part-00000.parquet")
-    manifest = StageManifest(
-        stage=stage,
-        version="test",
-        config={},
-        config_hash="test",
-        inputs=[],
-        outputs=describe_outputs(folder),
-    )
-    write_manifest(folder, manifest)
+    commit_external(folder, version="test")
