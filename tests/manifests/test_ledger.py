@@ -2,10 +2,12 @@ import threading
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from manifests.ledger import (
     StageManifest,
     atomic_write_bytes,
+    commit_external,
     describe_known_outputs,
     describe_outputs,
     journal,
@@ -93,3 +95,13 @@ def test_journals_of_parallel_threads_see_only_their_own_writes(tmp_path: Path):
     first_closed.set()
     second.join()
     assert seen == {"a": {"a.bin"}, "b": {"b.bin", "b-late.bin"}}
+
+
+def test_a_folder_written_by_other_code_is_committed_with_every_file_described(tmp_path: Path):
+    folder = tmp_path / "extract"
+    (folder / "images").mkdir(parents=True)
+    pq.write_table(pa.table({"v": [1, 2]}), folder / "images" / "part-00000.parquet")
+    manifest = commit_external(folder, version="byo")
+    assert read_manifest(folder) == manifest
+    assert manifest.stage == "extract" and manifest.config_hash == "byo"
+    assert [(o.path, o.rows) for o in manifest.outputs] == [("images/part-00000.parquet", 2)]
