@@ -19,6 +19,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from manifests.ledger import MANIFEST
+from manifests.storage import AnyPath, as_path, describe, is_remote, list_files, remove, write_bytes
 from pipeline.errors import UserError
 from pipeline.report.categories import CategoryResolver
 from pipeline.report.clusters import dedup_view
@@ -34,6 +35,8 @@ from pipeline.report.svg import bar_chart
 from pipeline.report.text import clip, human_bytes
 from pipeline.report.thumbs import ThumbnailSet
 
+INDEX = "index.html"
+
 CONFIG_CHARS = 200_000
 
 
@@ -44,7 +47,7 @@ class ManifestEntry:
     text: str
 
 
-def _manifests(run: Path) -> list[ManifestEntry]:
+def _manifests(run: AnyPath) -> list[ManifestEntry]:
     """Every ``RUN/*/_manifest.json``, pipeline stages first; unreadable ones are shown as they are."""
     paths = sorted(run.glob(f"*/{MANIFEST}"), key=lambda p: (_rank(p.parent.name), p.parent.name))
     entries = []
@@ -69,7 +72,7 @@ def _rank(stage: str) -> int:
     return STAGES.index(stage) if stage in STAGES else len(STAGES)
 
 
-def _config_text(run: Path) -> str | None:
+def _config_text(run: AnyPath) -> str | None:
     path = run / "config.yaml"
     return clip(path.read_text(errors="replace"), CONFIG_CHARS) if path.exists() else None
 
@@ -89,7 +92,7 @@ def _want_thumbnails(thumbs: ThumbnailSet, sections: dict[str, Any]) -> None:
         thumbs.want(cluster.image_ids)
 
 
-def gather(run: Path, out: Path, cfg: ReportConfig, truth: Path | None) -> dict[str, Any]:
+def gather(run: AnyPath, out: Path, cfg: ReportConfig, truth: Path | None) -> dict[str, Any]:
     """Every section's data; writes the classifier's plots under ``out``."""
     shards = shard_view(run)
     categories = CategoryResolver.for_run(run, truth, [r.name for r in shards.rows])
@@ -132,22 +135,35 @@ def render(sections: dict[str, Any], thumbs: ThumbnailSet) -> str:
 
 
 def _check_out(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "index.html").exists())):
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / INDEX).exists())):
         raise UserError(f"{out} exists and does not hold a report; choose an empty or new folder")
 
 
 def write_report(
-    run: Path, out: Path | None = None, cfg: ReportConfig | None = None, truth: Path | None = None
-) -> Path:
-    """Write the report of ``run`` into ``out`` (default ``RUN/report``); returns the index.html path."""
-    run = Path(run)
+    run: AnyPath | str, out: Path | None = None, cfg: ReportConfig | None = None, truth: Path | None = None
+) -> AnyPath:
+    """Write the report of ``run`` into ``out`` (default ``RUN/report``); returns the index.html path.
+
+    A run on an object store gets its report built on the local disk and then copied to ``RUN/report``
+    (``index.html`` last, so a half-copied report still shows the previous page), unless ``out`` names a
+    local folder."""
+    run = as_path(run)
     if not run.is_dir():
-        raise UserError(f"run folder not found: {run}")
+        raise UserError(f"run folder not found: {describe(run)}")
     if truth is not None and not Path(truth).is_file():
         raise UserError(f"truth file not found: {truth}")
     cfg = cfg or ReportConfig()
+    if out is None and is_remote(run):
+        with tempfile.TemporaryDirectory(prefix="gdt-report-") as local:
+            built = _build(run, Path(local) / "report", cfg, truth)
+            _upload(built.parent, run / "report")
+        return run / "report" / INDEX
     out = Path(out) if out else run / "report"
     _check_out(out)
+    return _build(run, out, cfg, truth)
+
+
+def _build(run: AnyPath, out: Path, cfg: ReportConfig, truth: Path | None) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
@@ -155,13 +171,25 @@ def write_report(
         thumbs = ThumbnailSet(cfg.thumb_px)
         _want_thumbnails(thumbs, sections)
         thumbs.write(run, tmp)
-        (tmp / "index.html").write_text(render(sections, thumbs), encoding="utf-8")
+        (tmp / INDEX).write_text(render(sections, thumbs), encoding="utf-8")
         tmp.chmod(0o755)  # mkdtemp makes the folder private; a report is meant to be opened and shared
         _replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return out / "index.html"
+    return out / INDEX
+
+
+def _upload(local: Path, remote: AnyPath) -> None:
+    """Copy a built report to a store: every file, ``index.html`` last, then remove what the new report no
+    longer has (thumbnails of groups an earlier report showed)."""
+    files = sorted((p for p in local.rglob("*") if p.is_file()), key=lambda p: (p.name == INDEX, str(p)))
+    for path in files:
+        write_bytes(remote / path.relative_to(local).as_posix(), path.read_bytes())
+    kept = {path.relative_to(local).as_posix() for path in files}
+    for name in list_files(remote):
+        if name not in kept:
+            remove(remote / name)
 
 
 def _replace(new: Path, out: Path) -> None:

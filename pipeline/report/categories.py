@@ -15,6 +15,7 @@ import tarfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from manifests.storage import AnyPath, as_path
 from pipeline.report.reading import stream
 
 UNKNOWN = "unknown"
@@ -23,13 +24,13 @@ NOT_A_KIND = frozenset({"", "context", "generic", "none"})
 SOURCES = ("shard", "caption", "truth")
 
 
-def shard_categories(run: Path, shard_names: Iterable[str]) -> dict[str, str]:
+def shard_categories(run: AnyPath, shard_names: Iterable[str]) -> dict[str, str]:
     """``{group_id: category}`` from the JSON member of every sample that has a category."""
     found: dict[str, str] = {}
     for name in shard_names:
-        path = Path(run) / "shard" / Path(name).name  # a name, never a path out of the shard folder
+        path = as_path(run) / "shard" / Path(name).name  # a name, never a path out of the shard folder
         try:
-            with tarfile.open(path, "r:") as tar:
+            with path.open("rb") as raw, tarfile.open(fileobj=raw, mode="r:") as tar:
                 for member in tar:
                     if not member.isfile() or not member.name.endswith(".json") or member.size > 1 << 20:
                         continue
@@ -43,7 +44,7 @@ def shard_categories(run: Path, shard_names: Iterable[str]) -> dict[str, str]:
     return found
 
 
-def caption_categories(run: Path) -> dict[str, str]:
+def caption_categories(run: AnyPath) -> dict[str, str]:
     found = {}
     for row in stream(run, "caption", "captions", ["group_id", "template"]):
         name = (row["template"] or "").split("@", 1)[0]
@@ -52,7 +53,7 @@ def caption_categories(run: Path) -> dict[str, str]:
     return found
 
 
-def truth_categories(run: Path, truth_path: Path) -> dict[str, str]:
+def truth_categories(run: AnyPath, truth_path: Path) -> dict[str, str]:
     """``{group_id: category}`` for the truth's groups that are candidate groups of this run."""
     data = json.loads(Path(truth_path).read_text())
     groups = data.get("groups", []) if isinstance(data, dict) else data
@@ -61,7 +62,7 @@ def truth_categories(run: Path, truth_path: Path) -> dict[str, str]:
         if isinstance(item, dict) and item.get("category") and "doc_url" in item and "positions" in item:
             wanted[(str(item["doc_url"]), tuple(int(p) for p in item["positions"]))] = str(item["category"])
     found = {}
-    for row in stream(Path(run), "extract", "groups", ["group_id", "source", "positions"]):
+    for row in stream(run, "extract", "groups", ["group_id", "source", "positions"]):
         category = wanted.get((row["source"], tuple(row["positions"])))
         if category is not None:
             found[row["group_id"]] = category
@@ -75,7 +76,7 @@ class CategoryResolver:
         self.by_source = by_source
 
     @classmethod
-    def for_run(cls, run: Path, truth: Path | None, shard_names: Iterable[str]) -> CategoryResolver:
+    def for_run(cls, run: AnyPath, truth: Path | None, shard_names: Iterable[str]) -> CategoryResolver:
         return cls(
             {
                 "shard": shard_categories(run, shard_names),

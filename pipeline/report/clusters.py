@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from manifests.storage import AnyPath
 from pipeline.report.config import ReportConfig
 from pipeline.report.reading import columns_of, manifest_of, stream
 
@@ -49,7 +49,7 @@ def _facts(extra: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-def _largest(run: Path, n: int, per_cluster: int) -> tuple[list[Cluster], Counter[int]]:
+def _largest(run: AnyPath, n: int, per_cluster: int) -> tuple[list[Cluster], Counter[int]]:
     """The ``n`` largest clusters (ties: smaller id) and how many images sit in clusters of each size."""
     top: dict[str, int] = {}
     images_by_size: Counter[int] = Counter()
@@ -75,7 +75,7 @@ def _desc(text: str) -> tuple[int, ...]:
     return tuple(-ord(ch) for ch in text)
 
 
-def dedup_view(run: Path, cfg: ReportConfig) -> DedupView:
+def dedup_view(run: AnyPath, cfg: ReportConfig) -> DedupView:
     manifest = manifest_of(run, "dedup")
     if manifest is None:
         return DedupView(ran=False)

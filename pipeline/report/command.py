@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from manifests.storage import AnyPath, as_path, is_remote
 from pipeline.stage_command import add_config_arguments, read_sections
 
 
@@ -20,9 +21,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "no server is needed."
         ),
     )
-    parser.add_argument("--run", required=True, type=Path, help="the run folder")
+    parser.add_argument(
+        "--run", required=True, type=as_path, help="the run folder, or a URL: s3://bucket/run"
+    )
     parser.add_argument("--truth", type=Path, help="truth.json of the sample corpus: categories of groups")
-    parser.add_argument("--out", type=Path, help="folder to write the report to (default: RUN/report)")
+    parser.add_argument(
+        "--out", type=Path, help="local folder to write the report to (default: RUN/report, also on a store)"
+    )
     add_config_arguments(parser, "report.gallery_groups=24")
     parser.set_defaults(func=main)
 
@@ -35,12 +40,15 @@ def main(args: argparse.Namespace) -> int:
     index = write_report(args.run, args.out, cfg, args.truth)
     for line in headline(args.run):
         print(line)
-    print(f"report written to {index.resolve()}")
-    print(f"open it with: file://{index.resolve()}")
+    if is_remote(index):
+        print(f"report written to {index} (copy the folder to a local disk or a web bucket to open it)")
+    else:
+        print(f"report written to {index.resolve()}")
+        print(f"open it with: file://{index.resolve()}")
     return 0
 
 
-def headline(run: Path) -> list[str]:
+def headline(run: AnyPath) -> list[str]:
     """The run in a few lines: the funnel and the classifier's held-out quality."""
     import json
 
@@ -48,7 +56,7 @@ def headline(run: Path) -> list[str]:
 
     steps = [f"{step.label} {step.count:,}" for step in funnel(run) if step.count is not None]
     lines = ["funnel: " + " -> ".join(steps)]
-    metrics = Path(run) / "classify" / "model" / "metrics.json"
+    metrics = as_path(run) / "classify" / "model" / "metrics.json"
     if metrics.exists():
         heldout = json.loads(metrics.read_text()).get("heldout", {})
         lines.append(

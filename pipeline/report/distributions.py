@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from manifests.storage import AnyPath
 from pipeline.report.categories import UNKNOWN, CategoryResolver
 from pipeline.report.reading import groups_stage, kept_groups, stream
 
@@ -26,7 +26,7 @@ class Distributions:
     kept: int = 0
 
 
-def distributions(run: Path, categories: CategoryResolver) -> Distributions:
+def distributions(run: AnyPath, categories: CategoryResolver) -> Distributions:
     result = Distributions(kept_from=groups_stage(run))
     if result.kept_from is None:
         return result

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from manifests.drops import DropKind
+from manifests.storage import AnyPath
 from manifests.tables import has_table
 from pipeline.report.config import ReportConfig
 from pipeline.report.reading import STAGES, Reservoir, manifest_of, rows_by_id, stream
@@ -47,7 +47,7 @@ class StageDrops:
         return sum(r.count for r in self.reasons)
 
 
-def stage_drops(run: Path, cfg: ReportConfig) -> list[StageDrops]:
+def stage_drops(run: AnyPath, cfg: ReportConfig) -> list[StageDrops]:
     out = []
     for stage in STAGES:
         ran = manifest_of(run, stage) is not None
@@ -79,7 +79,7 @@ def _split_reference(ref_id: str) -> tuple[str, int] | None:
     return (doc_id, int(position)) if sep and position.isdigit() else None
 
 
-def resolve_examples(run: Path, examples: list[DropExample], text_chars: int) -> None:
+def resolve_examples(run: AnyPath, examples: list[DropExample], text_chars: int) -> None:
     """Fill in each example's images and text from the extract tables (one scan per table)."""
     by_kind: dict[str, list[DropExample]] = defaultdict(list)
     for example in examples:

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
-
-import pyarrow.parquet as pq
 
 from manifests.ledger import StageManifest
+from manifests.storage import AnyPath, as_path, read_parquet
 from pipeline.report.reading import manifest_of
 
 
@@ -25,11 +23,11 @@ class FunnelStep:
     note: str = ""
 
 
-def _labels(run: Path) -> tuple[int | None, str]:
-    path = Path(run) / "labels" / "labels.parquet"
+def _labels(run: AnyPath) -> tuple[int | None, str]:
+    path = as_path(run) / "labels" / "labels.parquet"
     if not path.exists():
         return None, ""
-    labels = Counter(pq.read_table(path, columns=["label"]).column("label").to_pylist())
+    labels = Counter(read_parquet(path, columns=["label"]).column("label").to_pylist())
     note = ", ".join(f"{n:,} {label}" for label, n in sorted(labels.items()))
     return sum(labels.values()), f"a labelled subset for training the classifier ({note})"
 
@@ -39,7 +37,7 @@ def _kept_by_classify(m: StageManifest) -> int:
     return max(0, groups_in - sum(m.dropped.values()))
 
 
-def funnel(run: Path) -> list[FunnelStep]:
+def funnel(run: AnyPath) -> list[FunnelStep]:
     extract, classify = manifest_of(run, "extract"), manifest_of(run, "classify")
     dedup, caption, shard = manifest_of(run, "dedup"), manifest_of(run, "caption"), manifest_of(run, "shard")
 

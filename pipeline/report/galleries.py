@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from manifests.drops import DropReason
+from manifests.storage import AnyPath
 from pipeline.report.categories import CategoryResolver
 from pipeline.report.config import ReportConfig
 from pipeline.report.reading import Reservoir, kept_groups, rows_by_id, stream
@@ -58,7 +58,9 @@ def _card(group_id: str, row: dict[str, Any] | None, text_chars: int) -> GroupCa
     return GroupCard(group_id, source=clip(row["source"], text_chars), image_ids=list(row["image_ids"]))
 
 
-def kept_gallery(run: Path, cfg: ReportConfig, categories: CategoryResolver) -> tuple[list[GroupCard], int]:
+def kept_gallery(
+    run: AnyPath, cfg: ReportConfig, categories: CategoryResolver
+) -> tuple[list[GroupCard], int]:
     sample: Reservoir[dict[str, Any]] = Reservoir(cfg.gallery_groups, cfg.seed, "kept")
     for row in kept_groups(run, ["source", "image_ids"]):
         sample.add(row)
@@ -82,7 +84,7 @@ def kept_gallery(run: Path, cfg: ReportConfig, categories: CategoryResolver) -> 
     return cards, sample.seen
 
 
-def _drop_sample(run: Path, stage: str, reason: DropReason, size: int, seed: int) -> Reservoir[dict]:
+def _drop_sample(run: AnyPath, stage: str, reason: DropReason, size: int, seed: int) -> Reservoir[dict]:
     sample: Reservoir[dict[str, Any]] = Reservoir(size, seed, f"gallery:{stage}:{reason}")
     for row in stream(run, stage, "drops", ["id", "reason", "detail"]):
         if row["reason"] == str(reason):
@@ -91,7 +93,7 @@ def _drop_sample(run: Path, stage: str, reason: DropReason, size: int, seed: int
     return sample
 
 
-def rejected_gallery(run: Path, cfg: ReportConfig) -> tuple[list[GroupCard], int]:
+def rejected_gallery(run: AnyPath, cfg: ReportConfig) -> tuple[list[GroupCard], int]:
     sample = _drop_sample(run, "classify", DropReason.LOW_SCORE, cfg.rejected_groups, cfg.seed)
     groups = rows_by_id(
         run, "extract", "groups", "group_id", [r["id"] for r in sample.items], ["source", "image_ids"]
@@ -106,7 +108,7 @@ def rejected_gallery(run: Path, cfg: ReportConfig) -> tuple[list[GroupCard], int
     return cards, sample.seen
 
 
-def duplicate_gallery(run: Path, cfg: ReportConfig) -> tuple[list[DuplicatePair], int]:
+def duplicate_gallery(run: AnyPath, cfg: ReportConfig) -> tuple[list[DuplicatePair], int]:
     sample = _drop_sample(run, "dedup", DropReason.DUPLICATE_GROUP, cfg.duplicate_groups, cfg.seed)
     kept_of = {r["id"]: (r["detail"] or "").removeprefix("duplicate_of=").strip() for r in sample.items}
     groups = rows_by_id(
@@ -121,7 +123,7 @@ def duplicate_gallery(run: Path, cfg: ReportConfig) -> tuple[list[DuplicatePair]
     return pairs, sample.seen
 
 
-def galleries(run: Path, cfg: ReportConfig, categories: CategoryResolver) -> Galleries:
+def galleries(run: AnyPath, cfg: ReportConfig, categories: CategoryResolver) -> Galleries:
     result = Galleries()
     result.kept, result.kept_total = kept_gallery(run, cfg, categories)
     result.rejected, result.rejected_total = rejected_gallery(run, cfg)

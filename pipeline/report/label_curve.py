@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
+
+from manifests.storage import AnyPath, as_path
 
 FILE = "label_efficiency.json"
 
@@ -21,9 +22,9 @@ class LabelCurve:
     rows: list[tuple[str, list[float | None]]] = field(default_factory=list)
 
 
-def label_curves(run: Path) -> list[LabelCurve]:
+def label_curves(run: AnyPath) -> list[LabelCurve]:
     try:
-        data = json.loads((Path(run) / "classify" / FILE).read_text())
+        data = json.loads((as_path(run) / "classify" / FILE).read_text())
     except (OSError, ValueError):
         return []
     curves = []

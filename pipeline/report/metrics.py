@@ -7,11 +7,11 @@ Every key of metrics.json is read with a default, so an older or newer trainer's
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from manifests.storage import AnyPath, as_path
 from pipeline.report.label_curve import LabelCurve, label_curves
 from pipeline.report.reading import manifest_of, stream
 
@@ -82,13 +82,13 @@ def _copy_plots(model_dir: Path, listed: list[str], out: Path) -> list[str]:
         source = model_dir / Path(name).name  # names only: never follow a path out of the model folder
         if source.is_file() and source.suffix.lower() == ".png":
             folder.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, folder / source.name)
+            (folder / source.name).write_bytes(source.read_bytes())
             paths.append(f"img/classify/{source.name}")
     return paths
 
 
-def classifier_view(run: Path, out: Path) -> ClassifierView:
-    model_dir = Path(run) / "classify" / "model"
+def classifier_view(run: AnyPath, out: Path) -> ClassifierView:
+    model_dir = as_path(run) / "classify" / "model"
     filter_manifest = manifest_of(run, "classify")
     view = ClassifierView(trained=(model_dir / "metrics.json").exists(), filtered=filter_manifest is not None)
     view.label_curves = label_curves(run)

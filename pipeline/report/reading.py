@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from pydantic import ValidationError
 
 from manifests.drops import DropKind
 from manifests.ledger import StageManifest, read_manifest
+from manifests.storage import AnyPath, as_path, parquet_file
 from manifests.tables import has_table, iter_batches, part_files
 
 # Stage folders in pipeline order; a later stage's groups table replaces an earlier one.
@@ -27,25 +26,25 @@ BATCH = 1024
 T = TypeVar("T")
 
 
-def manifest_of(run: Path, stage: str) -> StageManifest | None:
+def manifest_of(run: AnyPath, stage: str) -> StageManifest | None:
     """The stage's manifest; None when the stage has not finished (or its manifest cannot be read)."""
     try:
-        return read_manifest(Path(run) / stage)
+        return read_manifest(as_path(run) / stage)
     except (ValueError, ValidationError, OSError):
         return None
 
 
-def count_rows(run: Path, stage: str, table: str) -> int:
-    return sum(pq.ParquetFile(p).metadata.num_rows for p in part_files(run, stage, table))
+def count_rows(run: AnyPath, stage: str, table: str) -> int:
+    return sum(parquet_file(p).metadata.num_rows for p in part_files(run, stage, table))
 
 
-def columns_of(run: Path, stage: str, table: str) -> list[str]:
+def columns_of(run: AnyPath, stage: str, table: str) -> list[str]:
     files = part_files(run, stage, table)
-    return pq.ParquetFile(files[0]).schema_arrow.names if files else []
+    return parquet_file(files[0]).schema_arrow.names if files else []
 
 
 def stream(
-    run: Path, stage: str, table: str, columns: list[str], batch_size: int = BATCH
+    run: AnyPath, stage: str, table: str, columns: list[str], batch_size: int = BATCH
 ) -> Iterator[dict[str, Any]]:
     """Rows of a table as dicts, only ``columns``, one batch in memory at a time."""
     for batch in iter_batches(run, stage, table, columns=columns, batch_size=batch_size):
@@ -70,7 +69,7 @@ class Reservoir(Generic[T]):
 
 
 def rows_by_id(
-    run: Path, stage: str, table: str, key: str, ids: Iterable[str], columns: list[str]
+    run: AnyPath, stage: str, table: str, key: str, ids: Iterable[str], columns: list[str]
 ) -> dict[str, dict[str, Any]]:
     """``{id: row}`` for the wanted ids (the first row of each), scanning the table batch by batch."""
     wanted = sorted(set(ids))
@@ -88,7 +87,7 @@ def rows_by_id(
     return found
 
 
-def groups_stage(run: Path) -> str | None:
+def groups_stage(run: AnyPath) -> str | None:
     """The stage whose ``groups`` table is current: dedup's once it has run, else extract's."""
     for stage in ("dedup", "extract"):
         if has_table(run, stage, "groups"):
@@ -96,7 +95,7 @@ def groups_stage(run: Path) -> str | None:
     return None
 
 
-def dropped_groups_after(run: Path, stage: str) -> set[str]:
+def dropped_groups_after(run: AnyPath, stage: str) -> set[str]:
     """Ids of groups dropped by stages after ``stage`` (the current groups table does not exclude them).
 
     Holds those ids in memory (about 100 bytes each); after dedup these are caption and shard failures.
@@ -109,7 +108,7 @@ def dropped_groups_after(run: Path, stage: str) -> set[str]:
     return ids
 
 
-def kept_groups(run: Path, columns: list[str]) -> Iterator[dict[str, Any]]:
+def kept_groups(run: AnyPath, columns: list[str]) -> Iterator[dict[str, Any]]:
     """The groups that are still in: the current groups table minus later group drops."""
     stage = groups_stage(run)
     if stage is None:

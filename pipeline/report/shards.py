@@ -7,10 +7,8 @@ counter row per shard.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import pyarrow.parquet as pq
-
+from manifests.storage import AnyPath, as_path, parquet_file
 from pipeline.report.reading import manifest_of
 
 
@@ -32,13 +30,13 @@ class ShardView:
     missing: list[str] = field(default_factory=list)
 
 
-def shard_view(run: Path) -> ShardView:
-    folder = Path(run) / "shard"
+def shard_view(run: AnyPath) -> ShardView:
+    folder = as_path(run) / "shard"
     index = folder / "index.parquet"
     if manifest_of(run, "shard") is None or not index.exists():
         return ShardView(ran=False)
     by_name: dict[str, ShardRow] = {}
-    for batch in pq.ParquetFile(index).iter_batches(columns=["shard", "n", "bytes"], batch_size=4096):
+    for batch in parquet_file(index).iter_batches(columns=["shard", "n", "bytes"], batch_size=4096):
         columns = (batch.column(c).to_pylist() for c in ("shard", "n", "bytes"))
         for name, n, size in zip(*columns, strict=True):
             row = by_name.get(name)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from PIL import Image, UnidentifiedImageError
 
+from manifests.storage import AnyPath, parquet_file
 from manifests.tables import part_files
 
 THUMB_DIR = "img"
@@ -37,7 +37,7 @@ class ThumbnailSet:
     def src(self, image_id: str) -> str | None:
         return self.paths.get(image_id)
 
-    def write(self, run: Path, out: Path) -> int:
+    def write(self, run: AnyPath, out: Path) -> int:
         """Make the thumbnails of every wanted image found in ``extract/images``; returns how many."""
         folder = Path(out) / THUMB_DIR
         folder.mkdir(parents=True, exist_ok=True)
@@ -49,7 +49,7 @@ class ThumbnailSet:
         return len(self.paths)
 
     def _from_part(self, path: Path, todo: set[str], folder: Path) -> None:
-        reader = pq.ParquetFile(path)
+        reader = parquet_file(path)
         ids = reader.read(columns=["image_id"]).column("image_id")
         hits = pc.is_in(ids, value_set=pa.array(sorted(todo), pa.string()))
         if not pc.any(hits).as_py():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from manifests.ledger import read_manifest
-from manifests.storage import as_path, read_parquet
+from manifests.storage import as_path, list_files, read_parquet
 from pipeline.cli import main
 from pipeline.shard.verify import verify_shards
 from tests.pipeline.test_stage_faults import SLOW_PARTS
@@ -68,6 +69,27 @@ def assert_same_outputs(local: Path, remote: str, stages: list[str]) -> None:
                     assert tar.getnames(), out.path
 
 
+def assert_same_report(local: Path, remote: str) -> None:
+    """`gdt report` on the store writes RUN/report there: the same files as the local run's report, and the
+    same page once the run's address, the time it was generated and the stages' timings are set aside."""
+    for run in (str(local), remote):
+        assert main(["report", "--run", run]) == 0
+    mine, theirs = local / "report", as_path(remote) / "report"
+    names = sorted(p.relative_to(mine).as_posix() for p in mine.rglob("*") if p.is_file())
+    assert sorted(list_files(theirs)) == names and "index.html" in names
+    for name in names:
+        if name != "index.html":
+            assert (theirs / name).read_bytes() == (mine / name).read_bytes(), name
+
+    def page(text: str, run: str) -> str:
+        text = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "TIME", text.replace(run, "RUN"))
+        text = re.sub(r"&#34;timings&#34;: \{[^}]*\}", "TIMINGS", text)
+        return re.sub(r"\d+\.\d s</summary>", "SECONDS</summary>", text)
+
+    remote_page = page((theirs / "index.html").read_text(), remote)
+    assert remote_page == page((mine / "index.html").read_text(), str(local))
+
+
 @pytest.fixture(scope="module")
 def local_run(sample_corpus, settings, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("local") / "run"
@@ -77,10 +99,13 @@ def local_run(sample_corpus, settings, tmp_path_factory) -> Path:
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_a_whole_run_on_s3_equals_the_local_run_byte_for_byte(sample_corpus, settings, local_run, s3_bucket):
+def test_a_whole_run_on_s3_equals_the_local_run_byte_for_byte_report_included(
+    sample_corpus, settings, local_run, s3_bucket
+):
     remote = f"{s3_bucket}/runs/one"
     whole_run(sample_corpus, remote, settings)
     assert_same_outputs(local_run, remote, ORDER)
+    assert_same_report(local_run, remote)
     shard = read_manifest(as_path(remote) / "shard")
     assert shard is not None and any(o.path.endswith(".tar") for o in shard.outputs)
     report = verify_shards(as_path(remote) / "shard")
