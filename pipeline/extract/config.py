@@ -31,6 +31,9 @@ class ExtractConfig(StageConfig):
     allow_file_urls: bool = False
     allow_private_addresses: bool = False  # private, loopback, link-local, reserved addresses
     allowed_networks: list[str] = Field(default_factory=list)  # CIDRs allowed even if private
+    # HTTPS is verified against the system's CAs; a PEM file here is trusted too (a mirror behind a
+    # private CA). Never a switch to turn verification off: a crawl that trusts anyone can be fed anything.
+    ca_file: str | None = None
     timeout_s: float = Field(10.0, gt=0)  # per attempt: connect, headers and body under one deadline
     fetch_budget_s: float = Field(120.0, gt=0)  # per part: URLs not done by then are cut (fetch_timeout)
     retries: int = Field(2, ge=0)  # quick failures only (429, 5xx, refused connection); never timeouts
@@ -67,6 +70,7 @@ class ExtractConfig(StageConfig):
             "fetch_budget_s",
             "max_retry_after_s",
             "user_agent",
+            "ca_file",
             "fetch_concurrency",
             "per_host_concurrency",
             "per_host_delay_s",

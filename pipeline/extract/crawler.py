@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import ssl
 import threading
 import urllib.parse
 from collections.abc import Callable
@@ -97,6 +98,7 @@ class Crawler:
             resolver=PinnedResolver(self.guard),  # connects to the address the guard checked
             use_dns_cache=False,  # the guard's pins are the cache
             keepalive_timeout=30.0,
+            ssl=self._tls_context(),
         )
         return aiohttp.ClientSession(
             connector=connector,
@@ -105,6 +107,12 @@ class Crawler:
             trust_env=False,
             cookie_jar=aiohttp.DummyCookieJar(),  # a crawl keeps no state between requests
         )
+
+    def _tls_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        if self.cfg.ca_file:
+            context.load_verify_locations(cafile=self.cfg.ca_file)
+        return context
 
     async def _fetch_all(self, urls: list[str], done: Callable[[str, Result], None]) -> None:
         if self._client is None:
@@ -153,6 +161,8 @@ class Crawler:
                 except TimeoutError:
                     detail = f"no full answer within timeout_s {self.cfg.timeout_s} s"
                     return FetchFailure(DropReason.FETCH_TIMEOUT, detail), None
+                except aiohttp.ClientSSLError as err:  # a certificate does not get better on a retry
+                    return FetchFailure(DropReason.FETCH_ERROR, f"TLS: {err}"), None
                 except (aiohttp.ClientError, OSError) as err:
                     return FetchFailure(DropReason.FETCH_ERROR, f"{type(err).__name__}: {err}"), backoff
             if not isinstance(outcome, str):
