@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from manifests.ledger import read_manifest
+from manifests.storage import as_path
 from manifests.tables import read_table
 from pipeline.cli import main
 from pipeline.extract.stage import ExtractStage, doc_id_of
@@ -24,7 +25,8 @@ def server(monkeypatch):
         yield url
 
 
-def test_retry_failed_fetches_only_the_failed_references(tmp_path, server, monkeypatch):
+@pytest.mark.parametrize("where", ["local", pytest.param("s3", marks=pytest.mark.integration)])
+def test_retry_failed_fetches_only_the_failed_references(tmp_path, server, monkeypatch, where, request):
     failing = obelics_row(
         "https://ex.org/failing",
         [
@@ -39,7 +41,7 @@ def test_retry_failed_fetches_only_the_failed_references(tmp_path, server, monke
     )
     fine = obelics_row("https://ex.org/fine", ["c", (f"{server}/slow/1.jpg",), (f"{server}/slow/2.jpg",)])
     pq.write_table(pa.Table.from_pylist([failing, fine]), tmp_path / "docs.parquet")
-    run = tmp_path / "run"
+    run = as_path(tmp_path / "run" if where == "local" else f"{request.getfixturevalue('s3_bucket')}/run")
     args = ["extract", "--run", str(run), "--quiet", "--input", str(tmp_path / "docs.parquet")]
     sets = ["extract.docs_per_part=1", "extract.allowed_networks=[127.0.0.0/8]", "extract.retries=0"]
     sets += ["extract.fetch_budget_s=2", "runtime.executor=local"]
