@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -25,7 +24,7 @@ from classifier.train import model_dir
 from manifests.drops import DropKind, DropReason, drop_row
 from manifests.ledger import InputRef, StageManifest
 from manifests.schemas import DROPS, SCORES
-from manifests.storage import as_path, read_parquet
+from manifests.storage import AnyPath, as_path, read_parquet
 from manifests.tables import part_files
 from pipeline.errors import UserError
 from pipeline.stage import Part, Stage
@@ -39,7 +38,7 @@ class FilterPart:
 
 @dataclass
 class FilterInputs:
-    run: Path
+    run: AnyPath
     batch: GroupBatch
     dim: int
 
@@ -47,7 +46,7 @@ class FilterInputs:
 @functools.lru_cache(maxsize=2)
 def _cached_model(folder: str, sha256: str) -> GroupClassifier:
     """One load per process and model version (the sha256 in the key makes a retrained model reload)."""
-    return load_model(Path(folder))
+    return load_model(folder)
 
 
 def score_batch(batch: GroupBatch, model: GroupClassifier, threshold: float, dim: int) -> dict[str, pa.Table]:
@@ -79,7 +78,7 @@ class FilterStage(Stage):
     upstream = ("extract", "embed")
     keeps = ("model",)  # written by `gdt classify train`: clearing stale scores must not remove it
 
-    def _checked_card(self, run: Path) -> ModelCard:
+    def _checked_card(self, run: AnyPath) -> ModelCard:
         """The model card, after checking it fits the run's vectors and this version's features."""
         encoder = embeddings_encoder(run)
         try:
@@ -89,15 +88,15 @@ class FilterStage(Stage):
             raise UserError(str(err)) from err
         return card
 
-    def input_refs(self, cfg: ClassifyConfig, run: Path) -> list[InputRef]:
+    def input_refs(self, cfg: ClassifyConfig, run: AnyPath) -> list[InputRef]:
         card = self._checked_card(run)
         return [*super().input_refs(cfg, run), InputRef(path="classify/model", hash=card.sha256)]
 
-    def plan(self, cfg: ClassifyConfig, run: Path) -> list[Part]:
+    def plan(self, cfg: ClassifyConfig, run: AnyPath) -> list[Part]:
         files = part_files(run, "extract", "groups")
         return [Part(i, FilterPart(run=str(run), groups_path=str(p))) for i, p in enumerate(files)]
 
-    def load(self, cfg: ClassifyConfig, run: Path, part: Part) -> FilterInputs:
+    def load(self, cfg: ClassifyConfig, run: AnyPath, part: Part) -> FilterInputs:
         spec: FilterPart = part.payload
         run = as_path(spec.run)
         groups = read_parquet(spec.groups_path, columns=["group_id", "image_ids"])
@@ -113,7 +112,7 @@ class FilterStage(Stage):
         threshold = model.card.threshold if cfg.threshold is None else cfg.threshold
         return score_batch(inputs.batch, model, threshold, inputs.dim)
 
-    def finalize(self, cfg: ClassifyConfig, run: Path) -> dict[str, Any]:
+    def finalize(self, cfg: ClassifyConfig, run: AnyPath) -> dict[str, Any]:
         card = read_card(model_dir(run))
         return {
             "model": card.model_hash,

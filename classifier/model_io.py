@@ -8,8 +8,8 @@ run code. The card names the features and the encoder the model was trained on; 
 
 from __future__ import annotations
 
+import hashlib
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import skops.io as sio
@@ -18,7 +18,8 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.pipeline import Pipeline
 
 from classifier.encoders import EncoderId, require_same_encoder
-from manifests.ledger import atomic_write_bytes, file_sha256
+from manifests.ledger import atomic_write_bytes
+from manifests.storage import AnyPath, as_path
 
 MODEL_FILE = "model.skops"
 CARD_FILE = "model.json"
@@ -76,34 +77,34 @@ class GroupClassifier:
         return self.estimator.predict_proba(features)[:, 1].astype(np.float32)
 
 
-def save_model(folder: Path, estimator: CalibratedClassifierCV | Pipeline, card_fields: dict) -> ModelCard:
+def save_model(folder: AnyPath, estimator: CalibratedClassifierCV | Pipeline, card_fields: dict) -> ModelCard:
     """Write the model file, then the card naming its hash (the card last: it certifies the file)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(folder / MODEL_FILE, sio.dumps(estimator))
-    card = ModelCard(sha256=file_sha256(folder / MODEL_FILE), **card_fields)
+    folder = as_path(folder)
+    written = atomic_write_bytes(folder / MODEL_FILE, sio.dumps(estimator))
+    card = ModelCard(sha256=written.sha256, **card_fields)
     atomic_write_bytes(folder / CARD_FILE, card.model_dump_json(indent=2).encode() + b"\n")
     return card
 
 
-def read_card(folder: Path) -> ModelCard:
-    path = Path(folder) / CARD_FILE
+def read_card(folder: AnyPath) -> ModelCard:
+    path = as_path(folder) / CARD_FILE
     if not path.exists():
         raise ModelFileError(f"no trained classifier in {folder}: run `gdt classify train` first")
     return ModelCard.model_validate_json(path.read_text())
 
 
-def load_model(folder: Path) -> GroupClassifier:
+def load_model(folder: AnyPath) -> GroupClassifier:
     """Load and verify a model folder; nothing outside the allowed types is ever constructed."""
-    folder = Path(folder)
+    folder = as_path(folder)
     card = read_card(folder)
     path = folder / card.file
     if card.format != "skops" or path.name != MODEL_FILE or not path.exists():
         raise ModelFileError(f"{folder}: the card must name a {MODEL_FILE} file in skops format")
-    if file_sha256(path) != card.sha256:
+    data = path.read_bytes()  # read once: the bytes checked are the bytes loaded
+    if hashlib.sha256(data).hexdigest() != card.sha256:
         raise ModelFileError(f"{path} does not match the sha256 in {CARD_FILE}: the file was altered")
     try:
-        untrusted = sio.get_untrusted_types(file=path)
+        untrusted = sio.get_untrusted_types(data=data)
     except (zipfile.BadZipFile, KeyError, ValueError) as err:
         raise ModelFileError(
             f"{path} is not a skops model file ({err}); pickle files are never loaded"
@@ -111,7 +112,7 @@ def load_model(folder: Path) -> GroupClassifier:
     refused = sorted(set(untrusted) - ALLOWED_TYPES)
     if refused:
         raise ModelFileError(f"{path} would construct types that are not allowed: {', '.join(refused)}")
-    estimator = sio.load(path, trusted=list(untrusted))
+    estimator = sio.loads(data, trusted=list(untrusted))
     if not isinstance(estimator, CalibratedClassifierCV | Pipeline):
         raise ModelFileError(f"{path} holds a {type(estimator).__name__}, not a group classifier")
     return GroupClassifier(estimator, card)

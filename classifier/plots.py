@@ -5,26 +5,31 @@ Uses matplotlib's object API with the Agg canvas, so no display and no global py
 
 from __future__ import annotations
 
-from pathlib import Path
+import io
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve, roc_curve
 
+from manifests.ledger import atomic_write_bytes
+from manifests.storage import AnyPath
+
 PLOTS = ("pr_curve.png", "roc_curve.png", "score_histogram.png")
 
 
-def _save(figure: Figure, path: Path) -> None:
+def _save(figure: Figure, path: AnyPath) -> None:
     FigureCanvasAgg(figure)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
-def write_plots(folder: Path, y: np.ndarray, scores: np.ndarray, threshold: float, title: str) -> list[Path]:
+def write_plots(
+    folder: AnyPath, y: np.ndarray, scores: np.ndarray, threshold: float, title: str
+) -> list[AnyPath]:
     """Write the three plots of ``scores`` (held-out, calibrated) for labels ``y`` (1 = good)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / name for name in PLOTS]
 
     precision, recall, _ = precision_recall_curve(y, scores)

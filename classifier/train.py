@@ -13,11 +13,9 @@ the final model is then fitted on every label. Outputs in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 import sklearn
 from sklearn.base import BaseEstimator
 from sklearn.calibration import CalibratedClassifierCV
@@ -44,13 +42,14 @@ from classifier.model_io import ModelCard, save_model
 from classifier.plots import write_plots
 from classifier.regime import Regime, choose_regime, coherence_model
 from manifests.ledger import atomic_write_json
+from manifests.storage import AnyPath, as_path, read_parquet
 from pipeline.errors import UserError
 
 LABEL_VALUES = {"good": 1, "bad": 0}
 
 
-def model_dir(run: Path) -> Path:
-    return Path(run) / "classify" / "model"
+def model_dir(run: AnyPath | str) -> AnyPath:
+    return as_path(run) / "classify" / "model"
 
 
 @dataclass
@@ -63,11 +62,11 @@ class TrainingData:
     unmatched: int  # labelled groups that are not candidate groups of this run, or lack vectors
 
 
-def load_training_data(run: Path) -> TrainingData:
-    path = Path(run) / "labels" / "labels.parquet"
+def load_training_data(run: AnyPath) -> TrainingData:
+    path = as_path(run) / "labels" / "labels.parquet"
     if not path.exists():
         raise UserError(f"no labels at {path}: label groups with `gdt label serve` and `gdt label export`")
-    labels = pq.read_table(path, columns=["group_id", "label"]).to_pylist()
+    labels = read_parquet(path, columns=["group_id", "label"]).to_pylist()
     # "tie": annotators split evenly and no reviewer decided (gdt label export); no signal either way
     labels = [row for row in labels if row["label"] != "tie"]
     unknown = sorted({row["label"] for row in labels} - set(LABEL_VALUES))
@@ -76,7 +75,7 @@ def load_training_data(run: Path) -> TrainingData:
     return labelled_features(run, {row["group_id"]: LABEL_VALUES[row["label"]] for row in labels})
 
 
-def labelled_features(run: Path, by_group: dict[str, int]) -> TrainingData:
+def labelled_features(run: AnyPath, by_group: dict[str, int]) -> TrainingData:
     """Features, labels (1 good, 0 bad) and document sources of the labelled groups that are candidate
     groups of ``run`` with vectors; the rest are counted as ``unmatched``."""
     encoder = embeddings_encoder(run)
@@ -171,7 +170,7 @@ def cross_validate(
     return CandidateResult(name, oof, roc, pr)
 
 
-def train_classifier(run: Path, cfg: ClassifyConfig) -> dict[str, Any]:
+def train_classifier(run: AnyPath, cfg: ClassifyConfig) -> dict[str, Any]:
     """Fit, cross-validate, choose the threshold; write the model folder; return the metrics."""
     with threadpool_limits(limits=cfg.threads):
         return _train(run, cfg, load_training_data(run))
@@ -203,7 +202,7 @@ def fit_classifier(cfg: ClassifyConfig, data: TrainingData) -> Fitted:
     return Fitted(final, regime, results, best, len(splits))
 
 
-def _train(run: Path, cfg: ClassifyConfig, data: TrainingData) -> dict[str, Any]:
+def _train(run: AnyPath, cfg: ClassifyConfig, data: TrainingData) -> dict[str, Any]:
     counts = {label: int((data.labels == value).sum()) for label, value in LABEL_VALUES.items()}
     per_label = sources_per_label(data.labels, data.sources)
     fitted = fit_classifier(cfg, data)

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
-from manifests.ledger import StageManifest, describe_outputs, write_manifest, write_parquet_atomic
+from manifests.ledger import commit_external, write_parquet_atomic
 from manifests.schemas import DROPS, GROUPS, IMAGES, LABELS
 
 
@@ -96,19 +96,9 @@ def write_extract(
 
 
 def write_extract_manifest(run: Path) -> None:
-    folder = run / "extract"
-    manifest = StageManifest(
-        stage="extract",
-        version="test",
-        config={},
-        config_hash="test",
-        inputs=[],
-        outputs=describe_outputs(folder),
-    )
-    write_manifest(folder, manifest)
+    commit_external(run / "extract", version="test")
 
 
 def write_labels(run: Path, labels: dict[str, str]) -> None:
     rows = [{"group_id": g, "label": lab, "n_annotators": 1, "agreement": 1.0} for g, lab in labels.items()]
-    (run / "labels").mkdir(parents=True, exist_ok=True)
     write_parquet_atomic(pa.Table.from_pylist(rows, schema=LABELS), run / "labels" / "labels.parquet")

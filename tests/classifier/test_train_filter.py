@@ -12,6 +12,7 @@ from classifier.embed import EmbedConfig, EmbedStage
 from classifier.features import feature_names
 from classifier.model_io import read_card
 from manifests.ledger import read_manifest
+from manifests.storage import as_path
 from manifests.tables import read_table
 from pipeline.cli import main
 from pipeline.runner import run_stage
@@ -175,3 +176,22 @@ def test_tied_groups_are_left_out_of_training(embedded_run):
     write_labels(run, {**truth, tied: "tie"})  # `gdt label export` marks even votes so
     data = load_training_data(run)
     assert tied not in list(data.group_ids) and len(data.group_ids) == len(truth) - 1
+
+
+@pytest.mark.integration
+def test_train_and_filter_on_s3_give_the_local_scores(tmp_path, tiny_clip, s3_bucket):
+    """`gdt classify train` and `filter` on a run folder on S3 (moto on loopback): the same metrics and
+    scores as the same run on a local disk, and the model read back from the store is verified."""
+    scores = {}
+    for where, run in (("local", str(tmp_path / "run")), ("s3", f"{s3_bucket}/run")):
+        truth = write_extract(as_path(run))
+        assert main(["embed", "--run", run, *encoder_overrides(tiny_clip), *LOCAL_RUNTIME]) == 0
+        write_labels(as_path(run), labelled_subset(truth))
+        assert main(["classify", "train", "--run", run, *TRAIN]) == 0
+        assert main(["classify", "filter", "--run", run, *LOCAL_RUNTIME]) == 0
+        folder = as_path(run) / "classify" / "model"
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert {p.name for p in folder.iterdir()} >= {"model.skops", "model.json", *metrics["plots"]}
+        rows = read_table(run, "classify", "scores").to_pylist()
+        scores[where] = (metrics["heldout"], {r["group_id"]: r["score"] for r in rows})
+    assert scores["s3"] == scores["local"]
