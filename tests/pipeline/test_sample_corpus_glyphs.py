@@ -14,7 +14,7 @@ import pytest
 
 from pipeline.sample_corpus import glyphs, images
 
-from .test_sample_corpus import _load
+from .sample_corpus_readers import load_ref
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_no_two_glyphs_a_page_may_show_are_drawn_alike() -> None:
 
 
 def _content(corpus: Path, ref: str) -> str:
-    data = _load(ref, corpus)
+    data = load_ref(ref, corpus)
     assert data is not None
     return hashlib.sha256(data).hexdigest()
 
