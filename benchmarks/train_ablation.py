@@ -214,6 +214,39 @@ def run(setting: list[str], steps: int, seed: int, out: Path) -> tuple[dict[str,
     return figures, samples
 
 
+LOWER_IS_BETTER = {"in_context_loss", "val_loss"}
+NAMES = {
+    "consistency": "consistency",
+    "in_context": "in-context colour",
+    "letter": "letter",
+    "in_context_loss": "in-context loss",
+    "val_loss": "val loss",
+}
+
+
+def compare(a: list[float], b: list[float], metric: str) -> str:
+    """ "better", "worse" or "tie" for seeds `a` against seeds `b`: better only if the ranges are apart."""
+    if min(a) > max(b):
+        return "worse" if metric in LOWER_IS_BETTER else "better"
+    if max(a) < min(b):
+        return "better" if metric in LOWER_IS_BETTER else "worse"
+    return "tie"
+
+
+def verdicts(measured: dict[str, dict[str, list[float]]]) -> str:
+    """One line per setting: how it compares with the defaults on each measure, from the seeds' ranges."""
+    base = "group attention on (defaults)"
+    if base not in measured:
+        return "- (the defaults were not run: nothing to compare with)"
+    lines = []
+    for name, figures in measured.items():
+        if name == base:
+            continue
+        parts = [f"{NAMES[k]} {compare(figures[k], measured[base][k], k)}" for k in NAMES]
+        lines.append(f"- {name} vs the defaults: " + ", ".join(parts))
+    return "\n".join(lines)
+
+
 def cell(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ({min(values):.3f}..{max(values):.3f})"
 
@@ -227,7 +260,7 @@ def main(argv: list[str] | None = None) -> str:
     torch.set_num_threads(1)
     load_before, started = os.getloadavg()[0], time.perf_counter()
     real = real_figures()
-    rows, grid = [], []
+    rows, grid, measured = [], [], {}
     chosen = [name for i, name in enumerate(SETTINGS) if args.only is None or i in args.only]
     with tempfile.TemporaryDirectory() as tmp:
         for name in chosen:
@@ -236,6 +269,7 @@ def main(argv: list[str] | None = None) -> str:
                 for seed in range(args.seeds)
             ]
             grid.append(runs[0][1][:GRID_GROUPS])
+            measured[name] = {k: [r[k] for r, _ in runs] for k in METRICS}
             rows.append(f"| {name} | " + " | ".join(cell([r[k] for r, _ in runs]) for k in METRICS) + " |")
             print(rows[-1], flush=True)
     minutes, load_after = (time.perf_counter() - started) / 60, os.getloadavg()[0]
@@ -264,7 +298,7 @@ def main(argv: list[str] | None = None) -> str:
         "| setting | consistency | across groups | in-context colour | letter | in-context loss "
         "| val loss |\n"
         "|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
-        "A difference counts only where the seeds' ranges do not overlap.\n\n"
+        "A difference counts only where the seeds' ranges do not overlap:\n\n" + verdicts(measured) + "\n\n"
         "![generated groups, a row per group](benchmarks/results/train_ablation_samples.png)\n\n"
         f"Samples of seed 0 ({GRID_GROUPS} groups per setting, in the table's order, a row per group).\n\n"
         f"Whole benchmark: {minutes:.1f} min; load average (1 min) {load_before:.2f} at the start, "
