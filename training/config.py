@@ -16,7 +16,7 @@ from pydantic import Field, model_validator
 
 from manifests.config import ConfigError, StageConfig, apply_overrides, load_yaml, section
 from training.lora import DEFAULT_TARGETS
-from training.models import TRANSFORMER_PRESETS
+from training.models import RGB_PRESETS, TRANSFORMER_PRESETS
 
 
 class ModelConfig(StageConfig):
@@ -25,7 +25,7 @@ class ModelConfig(StageConfig):
     # built randomly from the preset instead, so a run can mix e.g. a pretrained VAE and a fresh transformer.
     pretrained: str | None = None
     transformer_preset: str | None = None
-    vae_preset: Literal["tiny"] | None = None
+    vae_preset: Literal["tiny", "pixels"] | None = None  # pixels: no VAE, diffusion on RGB pixels
     text_preset: Literal["tiny"] | None = None
     # PixArt: t5; SD3: sd3 (its CLIP-L + CLIP-G + T5 from `pretrained`) or clip (tiny, for pooled embeddings)
     text_kind: Literal["t5", "clip", "sd3"] = "t5"
@@ -33,6 +33,9 @@ class ModelConfig(StageConfig):
     attention_impl: Literal["mask", "split"] = "mask"
     image_sees_other_captions: bool = False  # SD3 only; the paper does not say
     group_attention: bool = True  # False: images attend alone (the baseline group attention must beat)
+    # A learned vector per position in the group added to each image's tokens (ordered groups, e.g.
+    # picture books); False keeps the model permutation-equivariant over a group's images.
+    image_position: bool = False
     gradient_checkpointing: bool = False
     # LoRA (peft): None trains every weight; a rank freezes the transformer and trains adapters only.
     lora_rank: int | None = Field(None, ge=1)
@@ -54,6 +57,13 @@ class ModelConfig(StageConfig):
         ]
         if missing:
             raise ValueError(f"{', '.join(missing)}: set a preset or model.pretrained")
+        presets = self.transformer_preset is not None and self.vae_preset is not None
+        if presets and (self.vae_preset == "pixels") != (self.transformer_preset in RGB_PRESETS):
+            raise ValueError(
+                f"vae_preset 'pixels' goes with an RGB transformer preset: {sorted(RGB_PRESETS)}"
+            )
+        if self.image_position and self.lora_rank is not None:
+            raise ValueError("image_position is not supported with LoRA (its table would stay at zero)")
         if self.arch == "sd3" and self.text_kind == "t5":
             raise ValueError("sd3 needs pooled text embeddings: set text_kind to sd3 (pretrained) or clip")
         if self.arch == "flux" and self.text_kind != "clip":

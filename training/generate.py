@@ -15,7 +15,9 @@ from torchvision import transforms
 
 from training import checkpoint as ckpt
 from training import lora
-from training.config import load_train_config
+from training.config import TrainConfig, load_train_config
+from training.encode import Encoders
+from training.group_attention import GroupContext
 from training.objective import Denoiser
 from training.sampling import sample_groups, save_group_images
 from training.train import build, load_frozen
@@ -43,6 +45,19 @@ def load_image(path: Path, resolution: int) -> torch.Tensor:
     return to_tensor(rgb) * 2 - 1
 
 
+def load_checkpoint(
+    checkpoint: Path, weights: str, device: torch.device
+) -> tuple[TrainConfig, torch.nn.Module, Encoders, GroupContext]:
+    """A checkpoint's config, its transformer (`weights`: "ema" or "model", in eval mode), encoders and
+    group context, on `device`."""
+    cfg = load_train_config(Path(checkpoint) / "config.yaml")
+    transformer, encoders, context = build(cfg, device)
+    lora.load_weights(transformer, ckpt.load_weights(checkpoint, weights), cfg.model.lora_rank is not None)
+    if (Path(checkpoint) / "frozen.safetensors").exists():
+        load_frozen(encoders, ckpt.load_weights(checkpoint, "frozen"), transformer)
+    return cfg, transformer.to(device).eval(), encoders, context
+
+
 def generate(
     checkpoint: Path,
     captions: list[str],
@@ -59,14 +74,8 @@ def generate(
         raise ValueError(f"{checkpoint} is not a checkpoint folder (no model.safetensors)")
     if len(references) >= len(captions):
         raise ValueError(f"{len(references)} reference images need more than {len(references)} captions")
-    cfg = load_train_config(checkpoint / "config.yaml")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    transformer, encoders, context = build(cfg, device)
-    lora.load_weights(transformer, ckpt.load_weights(checkpoint, weights), cfg.model.lora_rank is not None)
-    if (checkpoint / "frozen.safetensors").exists():
-        load_frozen(encoders, ckpt.load_weights(checkpoint, "frozen"), transformer)
-    transformer.to(device).eval()
-
+    cfg, transformer, encoders, context = load_checkpoint(checkpoint, weights, device)
     generator = torch.Generator(device).manual_seed(seed)
     n, m, res = len(captions), len(references), cfg.data.resolution
     pixels = encoders.pixels_per_latent

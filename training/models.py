@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from diffusers import (
@@ -42,6 +43,19 @@ TRANSFORMER_PRESETS: dict[str, tuple[type, dict]] = {
         PixArtTransformer2DModel,
         dict(
             sample_size=16,
+            num_layers=2,
+            num_attention_heads=2,
+            attention_head_dim=16,
+            cross_attention_dim=32,
+            caption_channels=32,
+        ),
+    ),
+    # The same on RGB pixels (the "pixels" VAE preset): 16 px images are 64 tokens of 2x2 pixel patches.
+    "pixart-tiny-rgb": (
+        PixArtTransformer2DModel,
+        dict(
+            sample_size=16,
+            in_channels=3,
             num_layers=2,
             num_attention_heads=2,
             attention_head_dim=16,
@@ -95,6 +109,8 @@ TRANSFORMER_PRESETS: dict[str, tuple[type, dict]] = {
     ),
 }
 
+RGB_PRESETS = {"pixart-tiny-rgb"}  # transformers over RGB pixels, for the "pixels" VAE preset
+
 ARCH_CLASSES = {
     "pixart": PixArtTransformer2DModel,
     "sd3": SD3Transformer2DModel,
@@ -119,8 +135,42 @@ def build_transformer(arch: str, preset: str | None, pretrained: str | None) -> 
 #################################################################################
 
 
-def build_vae(preset: str | None, pretrained: str | None) -> AutoencoderKL:
-    """AutoencoderKL: "tiny" (2 levels, 4 latent channels, 2x downsampling) or `pretrained`/vae."""
+class PixelAutoencoder(torch.nn.Module):
+    """The identity "VAE": latents are the RGB pixels themselves (3 channels, no downsampling).
+
+    For pixel-space diffusion on tiny images, where a random autoencoder's latents could not be decoded
+    back into images that can be measured. It speaks the `AutoencoderKL` interface the trainer uses.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.config = SimpleNamespace(
+            latent_channels=3, block_out_channels=(3,), scaling_factor=1.0, shift_factor=None
+        )
+        # Holds no weights: this empty buffer only tells the device and dtype the module was moved to.
+        self.register_buffer("anchor", torch.zeros(0), persistent=False)
+
+    @property
+    def device(self) -> torch.device:
+        return self.anchor.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.anchor.dtype
+
+    def encode(self, images: torch.Tensor) -> SimpleNamespace:
+        """(R, 3, H, W) -> a posterior with mean = the images and std = 0 (latents are exact)."""
+        return SimpleNamespace(latent_dist=SimpleNamespace(mean=images, std=torch.zeros_like(images)))
+
+    def decode(self, latents: torch.Tensor) -> SimpleNamespace:
+        return SimpleNamespace(sample=latents)
+
+
+def build_vae(preset: str | None, pretrained: str | None) -> AutoencoderKL | PixelAutoencoder:
+    """AutoencoderKL: "tiny" (2 levels, 4 latent channels, 2x downsampling) or `pretrained`/vae; or
+    "pixels", the identity on RGB pixels (pair it with an RGB transformer preset such as pixart-tiny-rgb)."""
+    if preset == "pixels":
+        return PixelAutoencoder()
     if preset == "tiny":
         return AutoencoderKL(
             down_block_types=("DownEncoderBlock2D",) * 2,
@@ -130,7 +180,7 @@ def build_vae(preset: str | None, pretrained: str | None) -> AutoencoderKL:
             sample_size=32,
         )
     if preset is not None:
-        raise ValueError(f"unknown VAE preset {preset!r}; the only one is 'tiny'")
+        raise ValueError(f"unknown VAE preset {preset!r}; choose 'tiny' or 'pixels'")
     if pretrained is None:
         raise ValueError("the VAE needs a preset or a pretrained path")
     return AutoencoderKL.from_pretrained(pretrained, subfolder="vae")

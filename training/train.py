@@ -26,6 +26,7 @@ from training.config import DataConfig, TrainConfig, dump_train_config
 from training.ema import EMA
 from training.encode import Encoders
 from training.group_attention import GroupContext, enable_group_attention
+from training.image_position import add_image_position
 from training.mfu import StepFlops, mfu, peak_flops
 from training.models import TextEmbeddings, build_text_encoder, build_transformer, build_vae
 from training.objective import Denoiser, build_objective, drop_captions, per_image_loss
@@ -139,6 +140,8 @@ def build(cfg: TrainConfig, device: torch.device) -> tuple[torch.nn.Module, Enco
     transformer = build_transformer(m.arch, m.transformer_preset, m.pretrained)
     context = enable_group_attention(transformer, 1, m.image_sees_other_captions, m.attention_impl)
     context.enabled = m.group_attention
+    if m.image_position:
+        add_image_position(transformer, context, cfg.data.max_group_size)
     if m.gradient_checkpointing:
         transformer.enable_gradient_checkpointing()
     if m.lora_rank is not None:

@@ -1,12 +1,17 @@
 """Model building: presets, loading the same models back from a local diffusers folder, text encoders."""
 
+import itertools
+
 import pytest
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler, StableDiffusion3Pipeline
 from transformers import CLIPTextConfig, CLIPTextModelWithProjection, T5Config, T5EncoderModel
 
+from tests.training.data_fixtures import random_batch, tiny_config
 from tests.training.tiny import ARCHS
+from training.checkpoint import latest_checkpoint
 from training.config import ConfigError, load_train_config
+from training.generate import load_checkpoint
 from training.models import (
     build_text_encoder,
     build_transformer,
@@ -14,6 +19,9 @@ from training.models import (
     byte_tokenizer,
     save_tiny_pipeline,
 )
+from training.objective import Denoiser
+from training.sampling import sample_groups
+from training.train import main
 
 
 @pytest.mark.parametrize(("arch", "kind"), [("pixart", "t5"), ("sd3", "clip")])
@@ -100,8 +108,31 @@ def test_configs_load(tmp_path):
         ("model.colour=red", "model.colour"),
         ("nokey", "key=value"),
         ("model.text_preset=null", "text: set a preset"),
+        ("model.vae_preset=pixels", "goes with an RGB transformer preset"),
     ],
 )
 def test_bad_config_is_a_clear_error(override, message):
     with pytest.raises(ConfigError, match=message):
         load_train_config("training/configs/tiny.yaml", [override])
+
+
+def test_pixel_vae_trains_and_samples_in_rgb(tmp_path):
+    """The "pixels" preset: latents are the images exactly, so samples are pixels that can be measured."""
+    cfg = tiny_config(
+        tmp_path, "max_steps=2", "checkpoint_every=2", "model.vae_preset=pixels",
+        "model.transformer_preset=pixart-tiny-rgb",
+    )  # fmt: skip
+    batch = random_batch(groups=2, n=2, resolution=16, seed=0)
+    main(cfg, data=itertools.repeat(batch))
+    _, transformer, encoders, context = load_checkpoint(
+        latest_checkpoint(tmp_path), "ema", torch.device("cpu")
+    )
+    images = batch["images"].flatten(0, 1)
+    latents = encoders.latents(images, None, torch.Generator())
+    assert torch.equal(latents, images) and torch.equal(encoders.decode(latents), images)
+    assert encoders.pixels_per_latent == 1 and encoders.vae.state_dict() == {}
+    denoiser = Denoiser(transformer, "pixart", 1)
+    sampled = sample_groups(
+        denoiser, context, encoders, batch["captions"], (3, 16, 16), "flow", 2, 2.0, torch.Generator()
+    )
+    assert sampled.shape == (2, 2, 3, 16, 16) and sampled.isfinite().all()
