@@ -185,6 +185,15 @@ class LabelQueue:
                     return None
                 cursor = rows[-1][0] + 1
 
+    def upcoming(self, annotator_id: int, group_id: str) -> str | None:
+        """The retrainer's pick after ``group_id`` for this annotator (no lease); None if it has none."""
+        now = time.monotonic()
+        with self._lock:
+            for candidate in self._priority[:_PRIORITY_SCAN]:
+                if candidate != group_id and self._available(annotator_id, candidate, now):
+                    return candidate
+        return None
+
     def done(self, annotator_id: int, group_id: str) -> None:
         """The annotator labelled the group: release its lease."""
         with self._lock:

@@ -14,11 +14,12 @@ The child:
 2. computes the pool's features from ``embed`` a chunk at a time, sending a first order as soon as the
    first chunk is in: k-means clusters visited in turn (``classifier.active.rank_open`` without a
    model), so the first labels cover the collection; the rest loads between looks at the labels;
-3. whenever ``retrain_every`` more groups carry a majority label, reads the labels through its own
-   read-only SQLite connection (it can never take the store's write lock, so a label is never delayed
-   and killing it, or the server, during a fit loses nothing: labels are durable before their request
-   is answered), fits ``classifier.active.fit_ranker``, scores the loaded pool and sends the next
-   ``ahead`` groups and the pool's scores.
+3. after new labels, reads them through its own read-only SQLite connection (it can never take the
+   store's write lock, so a label is never delayed and killing it, or the server, during a fit loses
+   nothing: labels are durable before their request is answered); once the majority labels of
+   ``retrain_every`` groups are new or changed since the last fit, fits
+   ``classifier.active.fit_ranker``, scores the loaded pool and sends the next ``ahead`` groups and the
+   pool's scores.
 
 The cost of a retrain is bounded by the pool, not the run: at 1M groups the ranker scores 50,000 of
 them (groups outside the pool are served after the pool's order, in the stored order, and show no score).
@@ -45,7 +46,6 @@ import numpy as np
 from pipeline.errors import UserError
 
 N_CLUSTERS = 20
-POOL_CHUNK = 10_000  # pool groups featurised between two looks at the labels (a few seconds)
 PREDICT_ROWS = 8_192  # pool rows scored at once: bounds the model's temporary copies
 
 
@@ -82,6 +82,7 @@ class RetrainSettings:
     index_path: Path  # the label index: the run's group ids
     every: int = 5
     pool: int = 50_000
+    chunk: int = 10_000  # pool groups featurised between two looks at the labels (a few seconds)
     ahead: int = 200
     seed: int = 0
 
@@ -136,6 +137,7 @@ class Retrainer:
             "trained_on": self.trained_on,
             "model": self._scores is not None,
             "error": self.error,
+            "pid": self.process.pid,
         }
 
     def stop(self) -> None:
@@ -208,7 +210,7 @@ class _Worker:
     """The child's state: the pool (ids, float32 feature rows), its ranking space and the last model.
 
     The pool is a uniform sample of the run's groups, read from ``extract/groups`` once and featurised
-    ``POOL_CHUNK`` groups at a time between two looks at the labels: the first order comes from the
+    ``chunk`` groups at a time between two looks at the labels: the first order comes from the
     first chunk (itself a uniform sample) within seconds, and the ranking space and clusters are refitted
     each time the loaded part doubles, so a 1M-group run is ranked without the child ever holding more
     than the pool's features.
@@ -231,6 +233,7 @@ class _Worker:
         self.model = None
         self.extra: dict[str, np.ndarray] = {}  # features of labelled groups outside the pool
         self.retrains = self.trained_on = 0
+        self.fitted: dict[str, int] = {}  # the labels of the last fit
         self.grow()
         conn.send(
             (
@@ -246,7 +249,7 @@ class _Worker:
         from classifier.data import group_views
         from classifier.features import feature_matrix
 
-        chunk, self.pending = self.pending.slice(0, POOL_CHUNK), self.pending.slice(POOL_CHUNK)
+        chunk, self.pending = self.pending.slice(0, self.s.chunk), self.pending.slice(self.s.chunk)
         batch = group_views(self.s.run, chunk, self.dim)
         start = len(self.ids)
         self.features[start : start + len(batch.ids)] = feature_matrix(batch.views, self.dim)
@@ -283,7 +286,10 @@ class _Worker:
     def step(self) -> None:
         try:
             labels = majority_labels(self.s.store_path)
-            if len(labels) >= self.trained_on + self.s.every:
+            # new, changed and undone labels all count: a corrected label moves the model too
+            changed = len(labels.keys() ^ self.fitted.keys())
+            changed += sum(labels[g] != self.fitted[g] for g in labels.keys() & self.fitted.keys())
+            if changed >= self.s.every:
                 self._retrain(labels)
         except (BrokenPipeError, EOFError):
             raise
@@ -306,7 +312,7 @@ class _Worker:
         y = np.array([labels[g] for g in known], dtype=int)
         model = fit_ranker(X.astype(np.float64), y, self.dim, ClassifyConfig(seed=self.s.seed))
         self.retrains += 1
-        self.trained_on = len(labels)
+        self.trained_on, self.fitted = len(labels), labels
         if model is None:  # one label only so far: keep covering the collection
             return
         self.model = model
