@@ -227,6 +227,7 @@ class _Worker:
         # in a random order: every chunk, the first above all, is a uniform sample of the run
         self.pending = pool.take(np.random.default_rng(settings.seed).permutation(pool.num_rows))
         self.features = np.empty((self.pending.num_rows, len(feature_names(self.dim))), dtype=np.float32)
+        self.mixed = np.zeros(len(self.features), dtype=bool)  # images from more than one site
         self.ids: list[str] = []
         self.row_of: dict[str, int] = {}
         self.shaped = 0  # rows the ranking space and clusters cover (a prefix of the pool)
@@ -245,14 +246,18 @@ class _Worker:
 
     def grow(self) -> None:
         """Featurise the next chunk of the pool; refit the space and publish when it doubled."""
-        from classifier.active import cluster_pool, hard_negative_flags, ranking_space
-        from classifier.data import group_views
+        from classifier.active import cluster_pool, hard_negative_flags, mixed_sources, ranking_space
+        from classifier.data import group_views, read_image_sources
         from classifier.features import feature_matrix
 
         chunk, self.pending = self.pending.slice(0, self.s.chunk), self.pending.slice(self.s.chunk)
         batch = group_views(self.s.run, chunk, self.dim)
         start = len(self.ids)
         self.features[start : start + len(batch.ids)] = feature_matrix(batch.views, self.dim)
+        images_of = dict(zip(chunk["group_id"].to_pylist(), chunk["image_ids"].to_pylist(), strict=True))
+        sources = read_image_sources(self.s.run, sorted({i for g in batch.ids for i in images_of[g]}))
+        urls = [[sources.get(i) for i in images_of[g]] for g in batch.ids]
+        self.mixed[start : start + len(batch.ids)] = mixed_sources(urls)
         self.ids.extend(batch.ids)
         self.row_of.update((g, start + i) for i, g in enumerate(batch.ids))
         self.conn.send(("pool", (batch.ids, len(self.ids) + self.pending.num_rows)))
@@ -261,7 +266,7 @@ class _Worker:
             rows = self.features[: self.shaped]
             self.space = ranking_space(rows, self.dim, self.s.seed)
             self.clusters = cluster_pool(self.space, N_CLUSTERS, self.s.seed)
-            self.flags = hard_negative_flags(rows, self.dim)
+            self.flags = hard_negative_flags(rows, self.dim, mixed=self.mixed[: self.shaped])
             self.publish(majority_labels(self.s.store_path))
 
     def publish(self, labels: dict[str, int]) -> None:
