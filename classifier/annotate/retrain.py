@@ -195,10 +195,10 @@ def _work(settings: RetrainSettings, conn: Connection, news) -> None:
                 if news.value != seen or time.monotonic() - looked > IDLE_LOOK_SECONDS:
                     seen, looked = news.value, time.monotonic()
                     worker.step()
-                elif worker.pending.num_rows:
+                if worker.pending.num_rows:  # one chunk between two looks, however fast labels come
                     worker.grow()
-                    continue
-                time.sleep(POLL_SECONDS)
+                else:
+                    time.sleep(POLL_SECONDS)
     except (UserError, OSError, ValueError, sqlite3.Error) as err:
         with contextlib.suppress(OSError):  # OSError: the server is gone
             conn.send(("error", str(err)))
