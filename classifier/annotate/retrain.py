@@ -110,7 +110,7 @@ class Retrainer:
         self.pool_size = 0  # groups the child is loading into its pool
         self.retrains = 0  # fits done so far
         self.trained_on = 0  # labelled groups of the last fit
-        self.ready = threading.Event()  # set once the pool is loaded and a first order published
+        self.ready = threading.Event()  # set at the first order (from the first chunk) or failure
         self.error: str | None = None
 
     def start(self) -> Retrainer:
