@@ -16,7 +16,7 @@ Prints a markdown snippet for BENCHMARKS.md. Goals: HTTP p95 under 50 ms, key pr
 shown p95 under 100 ms, neither growing with the run size.
 
     .venv/bin/python benchmarks/label_server.py [--sizes 10000 1000000] [--requests 300] [--presses 200]
-        [--keep DIR] [--retrain-every 5]
+        [--keep DIR] [--retrain-every 5] [--pace 100]
 """
 
 from __future__ import annotations
@@ -205,7 +205,9 @@ def _fits(client: httpx.Client) -> int:
     return retrainer["retrains"] if retrainer else 0
 
 
-def measure(run: Path, n_requests: int, presses: int, retrain_every: int = 0) -> dict[str, float]:
+def measure(
+    run: Path, n_requests: int, presses: int, retrain_every: int = 0, pace: float = 0.0
+) -> dict[str, float]:
     token = _label("add-annotator", "--run", str(run), "bench").splitlines()[-1]
     port = _free_port()
     started = time.perf_counter()
@@ -239,6 +241,7 @@ def measure(run: Path, n_requests: int, presses: int, retrain_every: int = 0) ->
             nexts.append(time.perf_counter() - t)
             group = response.json()["group"]
             client.post("/api/labels", json={"group_id": group["group_id"], "label": ("good", "bad")[i % 2]})
+            time.sleep(pace)
             t = time.perf_counter()
             page = browser.get("/")
             pages.append(time.perf_counter() - t)
@@ -270,6 +273,9 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--presses", type=int, default=200, help="key presses timed in Chromium (0: none)")
     parser.add_argument("--keep", type=Path, help="keep the synthetic runs in this folder")
     parser.add_argument("--retrain-every", type=int, default=0, help="also measure with retraining on")
+    parser.add_argument(
+        "--pace", type=float, default=0.0, help="ms the annotator waits after each label (0: none)"
+    )
     args = parser.parse_args(argv)
     root = args.keep or Path(tempfile.mkdtemp(prefix="label-bench-"))
     results = {}
@@ -286,14 +292,15 @@ def main(argv: list[str] | None = None) -> str:
             for every in sorted({0, args.retrain_every}):
                 for suffix in ("", "-wal", "-shm"):  # later starts keep the index, not labels and queue
                     (run / "labels" / f"labels.sqlite{suffix}").unlink(missing_ok=True)
-                results[n, every] = measure(run, args.requests, args.presses, every)
+                results[n, every] = measure(run, args.requests, args.presses, every, args.pace / 1000)
                 print(f"{n}, retrain every {every}: {results[n, every]}", file=sys.stderr)
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)
     lines = [
         f"`benchmarks/label_server.py`, {args.requests} requests each, real HTTP on loopback, one annotator",
-        "labelling as it goes (a label is posted between requests); then headless Chromium at 1366x768,",
+        f"labelling as it goes (a label is posted between requests, then {args.pace:g} ms of pause); then",
+        "headless Chromium at 1366x768,",
         f"{args.presses} key presses `a`, {DWELL_MS} ms on each group: key press -> next group fully shown",
         "(id on the page, every image decoded; measured in the page at animation frames: ~16 ms steps).",
         "Goals: HTTP p95 under 50 ms; key press -> shown p95 under 100 ms. Load: the 1-minute load average",

@@ -1,6 +1,7 @@
 """The label server's background retrainer: every few new labels, refit the ranker and re-rank the queue.
 
-The fits run in a child process (``multiprocessing`` spawn, at the lowest CPU priority and one thread),
+The fits run in a child process (``multiprocessing`` spawn, at the lowest CPU priority (SCHED_IDLE) and
+one thread),
 so they never compete with label requests for the server's interpreter lock, and lose the cores to
 them; a label request only calls ``notify()`` (bumps a counter in shared memory, no lock: a
 multiprocessing Event's ``set`` waits for the child to wake, and would hang requests behind a stopped
@@ -182,11 +183,21 @@ POLL_SECONDS = 0.2  # how often the child looks for new labels
 IDLE_LOOK_SECONDS = 5.0  # and looks anyway (labels imported by another process)
 
 
+def _lowest_priority() -> None:
+    """Run only on a core nothing else wants: SCHED_IDLE on Linux (any waking thread of the server
+    preempts it at once), else nice 19. On a machine busy with other jobs the retrainer then waits,
+    and the queue serves its last order meanwhile: a late order costs less than a slow request."""
+    os.nice(19)
+    if hasattr(os, "sched_setscheduler"):
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
 def _work(settings: RetrainSettings, conn: Connection, news) -> None:
     from threadpoolctl import threadpool_limits
 
     parent = os.getppid()
-    os.nice(19)  # the lowest CPU priority: on a busy machine the server's requests win the cores
+    _lowest_priority()
     try:
         with threadpool_limits(limits=1):  # one core for fits: the server keeps the others
             worker = _Worker(settings, conn)
