@@ -16,7 +16,7 @@ Prints a markdown snippet for BENCHMARKS.md. Goals: HTTP p95 under 50 ms, key pr
 shown p95 under 100 ms, neither growing with the run size.
 
     .venv/bin/python benchmarks/label_server.py [--sizes 10000 1000000] [--requests 300] [--presses 200]
-        [--keep DIR] [--retrain-every 5] [--pace 100]
+        [--keep DIR] [--retrain-every 5 (0: off only)] [--pace 100 (ms after each label)]
 """
 
 from __future__ import annotations
@@ -272,9 +272,11 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--presses", type=int, default=200, help="key presses timed in Chromium (0: none)")
     parser.add_argument("--keep", type=Path, help="keep the synthetic runs in this folder")
-    parser.add_argument("--retrain-every", type=int, default=0, help="also measure with retraining on")
     parser.add_argument(
-        "--pace", type=float, default=0.0, help="ms the annotator waits after each label (0: none)"
+        "--retrain-every", type=int, default=5, help="also measure with retraining on (0: only off)"
+    )
+    parser.add_argument(
+        "--pace", type=float, default=100.0, help="ms the annotator waits after each label (0: none)"
     )
     args = parser.parse_args(argv)
     root = args.keep or Path(tempfile.mkdtemp(prefix="label-bench-"))
