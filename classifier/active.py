@@ -10,7 +10,7 @@ retrainer (``classifier/annotate/retrain.py``) and by ``benchmarks/label_efficie
   small regime's coherence model below ``classify.small_labels``, a logistic regression on every column
   above.
 - ``hard_negative_flags``: a cheap rule that needs no model: a within-group cosine similarity in the
-  lowest ``quantile`` of the pool.
+  lowest ``quantile`` of the pool, or images from more than one site (``mixed_sources``).
 - ``rank_open``: the serving order. Without a model, k-means clusters visited in turn, each giving its
   most typical open group, so the first labels cover the collection. With one, the clusters are visited
   in turn (fewest labelled first), each giving its most uncertain open group, mixed with the most
@@ -19,6 +19,9 @@ retrainer (``classifier/annotate/retrain.py``) and by ``benchmarks/label_efficie
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from urllib.parse import urlsplit
 
 import numpy as np
 from sklearn.cluster import KMeans
@@ -63,10 +66,30 @@ def uncertainty(scores: np.ndarray) -> np.ndarray:
     return 1.0 - 2.0 * np.abs(np.asarray(scores, dtype=np.float64) - 0.5)
 
 
-def hard_negative_flags(features: np.ndarray, dim: int, quantile: float = 0.25) -> np.ndarray:
-    """Groups whose images hang together least (``cos_mean`` in the pool's lowest ``quantile``)."""
+def site(url: str | None) -> str | None:
+    """The site of an image address: the last two labels of its host, so that www.a.org and
+    img.a.org are one site (a.co.uk and b.co.uk are too: the rule errs towards not flagging)."""
+    try:
+        host = urlsplit(url or "").hostname
+    except ValueError:  # a malformed address names no site
+        return None
+    return ".".join(host.split(".")[-2:]) if host else None
+
+
+def mixed_sources(image_sources: Iterable[Sequence[str | None]]) -> np.ndarray:
+    """Groups whose images come from more than one site (e.g. an ad server's picture among a page's
+    own); images without a web address are left out."""
+    return np.array([len({site(u) for u in urls} - {None}) > 1 for urls in image_sources], dtype=bool)
+
+
+def hard_negative_flags(
+    features: np.ndarray, dim: int, quantile: float = 0.25, mixed: np.ndarray | None = None
+) -> np.ndarray:
+    """Groups whose images hang together least (``cos_mean`` in the pool's lowest ``quantile``), or
+    come from mixed sources (``mixed``, one flag per row)."""
     cos_mean = features[:, feature_names(dim).index("cos_mean")]
-    return cos_mean <= np.quantile(cos_mean, quantile) if len(cos_mean) else np.zeros(0, dtype=bool)
+    flags = cos_mean <= np.quantile(cos_mean, quantile) if len(cos_mean) else np.zeros(0, dtype=bool)
+    return flags if mixed is None else flags | mixed
 
 
 def cluster_pool(space: np.ndarray, n_clusters: int, seed: int = 0) -> np.ndarray:

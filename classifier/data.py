@@ -56,6 +56,12 @@ def read_image_meta(run: Path, image_ids: list[str]) -> dict[str, tuple[int, int
     return {image_id: (w, h, p) for image_id, w, h, p in rows}
 
 
+def read_image_sources(run: Path, image_ids: list[str]) -> dict[str, str | None]:
+    """image_id -> the address the image was fetched from (``extract/images`` ``source``)."""
+    table = _lookup(run, "extract", "images", image_ids, ["image_id", "source"])
+    return dict(zip(table.column("image_id").to_pylist(), table.column("source").to_pylist(), strict=True))
+
+
 @dataclass
 class GroupBatch:
     """Groups ready for features (``ids``/``views`` aligned) and those that cannot be scored."""

@@ -58,6 +58,10 @@ class Feature:
     def names(self, dim: int) -> list[str]:
         return [f"{self.per_dim}[{i}]" for i in range(dim)] if self.per_dim else list(self.columns)
 
+    def width(self, dim: int) -> int:
+        """How many columns (``len(names(dim))`` without building the names: it runs once a group)."""
+        return dim if self.per_dim else len(self.columns)
+
 
 FEATURES: list[Feature] = []
 
@@ -82,9 +86,9 @@ def group_features(group: GroupView) -> np.ndarray:
     columns = []
     for f in FEATURES:
         values = np.asarray(f.fn(group), dtype=np.float64).reshape(-1)
-        expected = f.names(dim)
-        if len(values) != len(expected):
-            raise ValueError(f"feature {f.fn.__name__} gave {len(values)} values for columns {expected}")
+        if len(values) != f.width(dim):
+            columns_named = f.names(dim)
+            raise ValueError(f"feature {f.fn.__name__} gave {len(values)} values for columns {columns_named}")
         columns.append(values)
     return np.concatenate(columns)
 

@@ -37,10 +37,14 @@ def _state(request: Request):
 
 
 def upcoming(state, annotator_id: int, group_id: str) -> dict[str, Any] | None:
-    """A guess at the group after ``group_id``: the next open one in queue order that the annotator
-    has not labelled. Only a hint, for the page to load its images and show it at once on the next
-    key press: it takes no lease, and the queue may still hand out another (one leased meanwhile, or
-    after a re-ranking); the page then shows the queue's choice a moment later."""
+    """A guess at the group after ``group_id``: the retrainer's next pick, else the next open one in
+    queue order that the annotator has not labelled. Only a hint, for the page to load its images and
+    show it at once on the next key press: it takes no lease, and the queue may still hand out another
+    (one leased meanwhile, or after a re-ranking); the page then shows the queue's choice a moment
+    later."""
+    picked = state.queue.upcoming(annotator_id, group_id)
+    if picked is not None:
+        return state.group_view(picked, annotator_id)
     pos = state.store.query("SELECT pos FROM queue WHERE group_id = ?", (group_id,))
     if not pos:
         return None

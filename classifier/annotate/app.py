@@ -125,7 +125,9 @@ class LabelState:
         }
 
     def stats(self) -> dict[str, Any]:
-        return run_stats(self.store, len(self.index), self.cfg.labels_per_group, self.order)
+        stats = run_stats(self.store, len(self.index), self.cfg.labels_per_group, self.order)
+        stats["retrainer"] = self.retrainer.status() if self.retrainer else None
+        return stats
 
 
 def open_state(run: Path, cfg: LabelConfig, progress: Callable[[str], None] = print) -> LabelState:

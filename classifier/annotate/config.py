@@ -19,7 +19,7 @@ class LabelConfig(StageConfig):
     # active learning (classifier/annotate/retrain.py): refit the ranker every retrain_every new labels
     # (0: off) over a pool of up to retrain_pool groups; its order goes before the one above
     retrain_every: int = Field(5, ge=0)
-    retrain_pool: int = Field(20_000, ge=1)
+    retrain_pool: int = Field(50_000, ge=1)
     lease_seconds: float = Field(300.0, gt=0)  # how long a handed-out group is reserved for its annotator
     thumb_size: int = Field(512, ge=32, le=2048)  # longest side of a cached thumbnail, pixels
     zoom_size: int = Field(1600, ge=64, le=4096)  # longest side of the copy shown on click-to-zoom

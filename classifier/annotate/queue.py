@@ -152,10 +152,16 @@ class LabelQueue:
         self._held: dict[int, str] = {}  # annotator -> group last handed out
         self._cursor: dict[int, int] = {}  # annotator -> no unseen open group of theirs lies before
         self._priority: list[str] = []  # the retrainer's order, served before the stored queue order
+        # annotator -> the groups of the retrainer's order before this place are closed or labelled or
+        # skipped by it: a request looks at the few groups after it, however many labels the retrainer
+        # lags behind (a group reopened by an undo elsewhere comes back with the next order)
+        self._priority_from: dict[int, int] = {}
 
     def set_priority(self, group_ids: list[str]) -> None:
         """Serve these groups first, in this order (replaced whole by each retrain)."""
-        self._priority = list(group_ids)
+        order = list(group_ids)
+        with self._lock:
+            self._priority, self._priority_from = order, {}
 
     def next(self, annotator_id: int) -> str | None:
         now = time.monotonic()
@@ -164,10 +170,10 @@ class LabelQueue:
             if held is not None and self._available(annotator_id, held, now):
                 self._lease(annotator_id, held, now)
                 return held
-            for group_id in self._priority[:_PRIORITY_SCAN]:
-                if self._available(annotator_id, group_id, now):
-                    self._lease(annotator_id, group_id, now)
-                    return group_id
+            group_id = self._priority_pick(annotator_id, now)
+            if group_id is not None:
+                self._lease(annotator_id, group_id, now)
+                return group_id
             cursor = self._cursor.get(annotator_id, 0)
             blocked: int | None = None  # first group passed over only because another annotator holds it
             while True:
@@ -184,6 +190,27 @@ class LabelQueue:
                     self._held.pop(annotator_id, None)
                     return None
                 cursor = rows[-1][0] + 1
+
+    def upcoming(self, annotator_id: int, group_id: str) -> str | None:
+        """The retrainer's pick after ``group_id`` for this annotator (no lease); None if it has none."""
+        with self._lock:
+            return self._priority_pick(annotator_id, time.monotonic(), passing=group_id)
+
+    def _priority_pick(self, annotator_id: int, now: float, passing: str | None = None) -> str | None:
+        """The first group of the retrainer's order the annotator may get now (``passing`` aside)."""
+        start = self._priority_from.get(annotator_id, 0)
+        gone_until = start
+        for place in range(start, min(len(self._priority), start + _PRIORITY_SCAN)):
+            group_id = self._priority[place]
+            rows = self.store.query("SELECT n_labels, open FROM queue WHERE group_id = ?", (group_id,))
+            if not rows or not rows[0][1] or self.store.value(annotator_id, group_id) is not None:
+                gone_until += gone_until == place
+                continue
+            if group_id != passing and not self._taken(annotator_id, group_id, rows[0][0], now):
+                self._priority_from[annotator_id] = gone_until
+                return group_id
+        self._priority_from[annotator_id] = gone_until
+        return None
 
     def done(self, annotator_id: int, group_id: str) -> None:
         """The annotator labelled the group: release its lease."""

@@ -8,6 +8,7 @@ from classifier.active import (
     cluster_pool,
     fit_ranker,
     hard_negative_flags,
+    mixed_sources,
     rank_open,
     ranking_space,
     representatives,
@@ -92,6 +93,19 @@ def test_low_within_group_similarity_is_flagged():
     cos_mean = np.linspace(0.1, 0.9, 20)
     flags = hard_negative_flags(feature_rows(cos_mean), DIM, quantile=0.25)
     assert flags[:5].all() and not flags[6:].any()
+
+
+def test_images_from_more_than_one_site_are_flagged():
+    groups = [
+        ["https://www.a.org/1.jpg", "https://img.a.org/2.jpg"],  # one site, two hosts
+        ["https://a.org/1.jpg", "https://ads.b.net/banner.gif"],  # an ad server's picture among a page's
+        ["images/1.jpg", "https://a.org/2.jpg", None],  # no address, or a relative one: no site
+        ["http://[::1", "https://a.org/2.jpg"],  # a malformed address names no site
+    ]
+    assert mixed_sources(groups).tolist() == [False, True, False, False]
+    cos_mean = np.linspace(0.1, 0.9, 4)
+    flags = hard_negative_flags(feature_rows(cos_mean), DIM, quantile=0.1, mixed=mixed_sources(groups))
+    assert flags.tolist() == [True, True, False, False]  # row 0: the least similar; row 1: mixed
 
 
 def test_ranker_waits_for_both_labels_then_uses_the_small_regime_model():

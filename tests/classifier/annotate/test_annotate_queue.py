@@ -142,3 +142,29 @@ def test_serving_reads_the_queue_through_its_index(tmp_path, make_run):
     plan = " | ".join(row[-1] for row in state.store.query(f"EXPLAIN QUERY PLAN {NEXT_SQL}", (0, 1, 64)))
     assert "INDEX queue_open (open=? AND pos>?)" in plan
     assert "TEMP B-TREE" not in plan  # no sort of the whole queue
+
+
+def test_the_retrainers_order_goes_first_however_far_it_lags(tmp_path, make_run):
+    """The order of the last retrain is served first, past groups labelled since (more of them than one
+    request looks at: the retrainer may lag), then the stored order; each annotator from the start of the
+    order, and ``upcoming`` names the order's next pick."""
+    from classifier.annotate.queue import _PRIORITY_SCAN
+
+    ids = make_run(tmp_path, _PRIORITY_SCAN + 40)
+    state = _open(tmp_path, retrain_every=0, labels_per_group=2)
+    order = list(reversed(ids))[: _PRIORITY_SCAN + 20]
+    state.queue.set_priority(order)
+    ann, other = (state.store.annotator_id(name, create=True) for name in ("ann", "other"))
+    served = []
+    for _ in range(_PRIORITY_SCAN + 10):
+        group_id = state.queue.next(ann)
+        served.append(group_id)
+        assert state.queue.upcoming(ann, group_id) == order[len(served)]
+        state.store.record(ann, group_id, "good", "web", 2)
+        state.queue.done(ann, group_id)
+    assert served == order[: _PRIORITY_SCAN + 10]
+    # the other annotator still gets the order from its start: its labels are its own
+    assert state.queue.next(other) == order[0]
+    rest = _label_all(state, ann)
+    assert rest[:10] == order[_PRIORITY_SCAN + 10 :]
+    assert sorted(served + rest) == sorted(ids)
