@@ -132,7 +132,7 @@ def children_cpu_seconds() -> float:
 def run_gdt(documents: Path, run: Path, executor: str) -> tuple[float, float, dict, dict]:
     """Wall seconds, CPU seconds (meaningful for the local executor only: Ray's workers are not our
     children), the stage's manifest, and when parts ran: seconds from the command's start to the first
-    part's start, and the parts' mean seconds."""
+    part's start and to the last part's end, and the parts' mean seconds."""
     command = [
         sys.executable, "-m", "pipeline.cli", "extract", "--input", str(documents), "--run", str(run),
         "--quiet", "--set", "extract.allowed_networks=[127.0.0.0/8]", "--set", "runtime.num_cpus=2",
@@ -150,6 +150,7 @@ def run_gdt(documents: Path, run: Path, executor: str) -> tuple[float, float, di
     ]
     parts = {
         "first_start": min(done - took for done, took in markers) - wall_started,
+        "last_end": max(done for done, _ in markers) - wall_started,
         "mean_seconds": sum(took for _, took in markers) / len(markers),
     }
     return seconds, cpu, manifest.model_dump(), parts
@@ -257,8 +258,10 @@ is: it says which tool would be faster on two idle cores, where both are CPU-bou
 
 On Ray, the first part started {parts["first_start"]:.1f} s after the command (Python, Ray and actor
 start-up); a part of {per_part:,.0f} references then took {parts["mean_seconds"]:.1f} s on its worker
-({per_part / parts["mean_seconds"]:,.0f} refs/s per worker); finalize took
-{manifest["timings"]["finalize_seconds"]:.1f} s.
+({per_part / parts["mean_seconds"]:,.0f} refs/s per worker), and the workers together did
+{refs / (parts["last_end"] - parts["first_start"]):,.0f} refs/s from the first part's start to the last
+one's end ({parts["last_end"]:.1f} s after the command); finalize took
+{manifest["timings"]["finalize_seconds"]:.1f} s, and the command ended at {gdt_seconds:.1f} s.
 For where the rest goes: one worker's crawler alone (no decoding, this process)
 fetched {crawl_rate:,.0f} URLs/s; the stage's decode of these images (validate, sha256, pHash) ran at
 {decode_rate:,.0f} images/s on one thread, so at most ~{2 * decode_rate:,.0f}/s on the 2 cores.
