@@ -4,7 +4,10 @@ Pillow decodes with a pixel cap checked before any pixel is loaded (decompressio
 is an error (never silently padded), animations keep their first frame, EXIF orientation is applied, and
 CMYK / palette / 16-bit / other modes become RGB, RGBA or L. Bytes that need no change are stored as they
 came; the rest are re-encoded (JPEG for photos that came as JPEG, PNG otherwise). ``image_id`` is the
-sha256 of the stored bytes, and the 64-bit pHash is computed here once.
+sha256 of the stored bytes, and the 64-bit pHash is computed here once, on a view reduced to about
+``PHASH_SIDE`` pixels (pHash looks at 32x32 pixels: full-size pixels only cost time). A JPEG stored as it
+came is decoded straight at that reduced scale (libjpeg's DCT scaling, which still reads every
+entropy-coded byte, so truncated data is still an error); width and height are the file's own.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ _READ_FORMATS = _KEPT_FORMATS | {"GIF", "BMP", "TIFF", "MPO"}
 _KEPT_MODES = {"RGB", "L", "RGBA"}
 _EXIF_ORIENTATION = 0x0112
 _SCALE_ROWS = 512
+# The shorter side of the view pHash is taken on. On the sample corpus's 619 images, hashes moved by
+# 0.17 bits on average against full-size pixels (at most 6; 64: 1.2, up to 32 on 224-pixel glyphs), and
+# decoding a 400x300 JPEG plus its pHash took 0.9 ms instead of 1.7.
+PHASH_SIDE = 128
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,10 @@ def _encode(image: Image.Image, source_format: str, cfg: ExtractConfig) -> tuple
 
 
 def phash64(image: Image.Image) -> int:
+    """pHash of ``image`` box-reduced to about ``PHASH_SIDE`` pixels on its shorter side."""
+    factor = min(image.size) // PHASH_SIDE
+    if factor >= 2:
+        image = image.reduce(factor)
     return int(str(imagehash.phash(image)), 16)
 
 
@@ -118,6 +129,9 @@ def _validate(image: Image.Image, data: bytes, cfg: ExtractConfig) -> DecodedIma
         animated = getattr(image, "n_frames", 1) > 1
         rotated = image.getexif().get(_EXIF_ORIENTATION, 1) not in (0, 1)
         image.seek(0)
+        if source_format == "JPEG" and image.mode in _KEPT_MODES and not rotated:
+            # stored as it came, so the pixels are only for pHash: decode them at 1/2..1/8 scale
+            image.draft(image.mode, (PHASH_SIDE, PHASH_SIDE))
         image.load()
     except Exception as err:
         return FetchFailure(DropReason.DECODE_ERROR, f"{type(err).__name__}: {err}")
@@ -125,13 +139,14 @@ def _validate(image: Image.Image, data: bytes, cfg: ExtractConfig) -> DecodedIma
     needs_encoding = animated or rotated or normalised is not image or source_format not in _KEPT_FORMATS
     if needs_encoding:
         data, stored_format = _encode(normalised, source_format, cfg)
+        width, height = normalised.size
     else:
         stored_format = source_format
     return DecodedImage(
         image_id=hashlib.sha256(data).hexdigest(),
         data=data,
-        width=normalised.width,
-        height=normalised.height,
+        width=width,
+        height=height,
         format=stored_format,
         phash=phash64(normalised),
     )

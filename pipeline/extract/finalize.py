@@ -16,7 +16,9 @@ Three rounds of tasks, each over a bounded slice, with files under ``extract/_fi
 Ids are sha256 hex, so prefixes spread evenly. Memory per task: a chunk's keys (map, apply) or the keys of
 one prefix range (reduce: about ``total keys / ranges``). The driver only submits tasks and collects
 counts and the descriptions of the files rewritten. Tasks run on Ray when the stage's parts did (Ray is
-initialised in this process), else here, one after the other. Idempotent: a killed finalize runs again
+initialised in this process) and there is more than one chunk of parts, else here, one after the other:
+the stage's actors are gone by then, and new task workers took ~2.7 s to start for 4 parts' worth of
+work that takes a fraction of a second here. Idempotent: a killed finalize runs again
 from the parts as they are (a part already rewritten has no repeat left, and drop rows are not doubled);
 drops are rewritten before groups and documents, so a document removed is always already in drops.
 """
@@ -126,13 +128,13 @@ def _listing(folder: AnyPath) -> list[AnyPath]:
     return sorted(children(folder), key=str)
 
 
-def _run_tasks(fn: Callable[..., Any], calls: list[tuple[Any, ...]]) -> list[Any]:
-    """``fn(*args)`` for each call: as Ray tasks when this process runs Ray, else here in order."""
+def _run_tasks(fn: Callable[..., Any], calls: list[tuple[Any, ...]], on_ray: bool) -> list[Any]:
+    """``fn(*args)`` for each call: as Ray tasks when asked and this process runs Ray, else here in order."""
     import ray
 
     from pipeline.ray_env import remote_args
 
-    if not ray.is_initialized():
+    if not on_ray or not ray.is_initialized():
         return [fn(*args) for args in calls]
     task = ray.remote(num_cpus=1, **remote_args())(fn)
     return ray.get([task.remote(*args) for args in calls])
@@ -151,23 +153,24 @@ def finalize_extract(stage_dir: AnyPath) -> dict[str, int]:
     remove(stage_dir / WORK_DIR)  # what a killed finalize left: computed again from the parts
     files = {kind: [str(p) for p in part_files(run, stage, kind)] for kind in KEYS}
     n_parts = max(len(f) for f in files.values())
+    on_ray = n_parts > PARTS_PER_TASK
     maps = [
         (stage_dir, kind, c, paths[start : start + PARTS_PER_TASK])
         for kind, paths in files.items()
         for c, start in enumerate(range(0, len(paths), PARTS_PER_TASK))
     ]
-    _run_tasks(map_keys, maps)
+    _run_tasks(map_keys, maps, on_ray)
     ranges = prefix_ranges(n_parts)
     reduces = [(stage_dir, kind, index, lo, hi) for kind in KEYS for index, (lo, hi) in enumerate(ranges)]
     removed = dict.fromkeys(KEYS, 0)
-    for (_, kind, *_), count in zip(reduces, _run_tasks(reduce_keys, reduces), strict=True):
+    for (_, kind, *_), count in zip(reduces, _run_tasks(reduce_keys, reduces, on_ray), strict=True):
         removed[kind] += count
     indices = sorted({_part_index(p) for p in files["documents"]})
     applies = [
         (stage_dir, chunk[0], chunk[-1])
         for chunk in (indices[s : s + PARTS_PER_TASK] for s in range(0, len(indices), PARTS_PER_TASK))
     ]
-    for written in _run_tasks(apply_repeats, applies):
+    for written in _run_tasks(apply_repeats, applies, on_ray):
         for path, description in written.items():
             record_write(path, description)  # tasks ran elsewhere: their writes go into this journal
     remove(stage_dir / WORK_DIR)

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import imagehash
 import numpy as np
 import pytest
 from PIL import Image
@@ -83,6 +84,32 @@ def test_exif_orientation_is_applied():
 
 def test_palette_png_becomes_rgb_or_rgba():
     assert stored(decode_image(badimages.palette_png(), CFG)).mode in ("RGB", "RGBA")
+
+
+def test_large_jpeg_keeps_its_bytes_and_size_and_a_phash_close_to_the_full_size_one():
+    # decoded at reduced scale for pHash only: the stored image, its size and its hash stay the file's
+    data = badimages.jpeg(size=(1024, 768))
+    result = decode_image(data, CFG)
+    assert result.data == data
+    assert (result.width, result.height, result.format) == (1024, 768, "JPEG")
+    full = int(str(imagehash.phash(Image.open(io.BytesIO(data)))), 16)
+    assert bin(result.phash ^ full).count("1") <= 4
+
+
+def test_large_truncated_jpeg_is_still_an_error_when_decoded_at_reduced_scale():
+    data = badimages.jpeg(size=(1024, 768))
+    for cut in (len(data) // 2, len(data) - 3):
+        result = decode_image(data[:cut], CFG)
+        assert isinstance(result, FetchFailure)
+        assert (result.reason, "truncated" in result.detail) == ("decode_error", True)
+
+
+def test_large_png_phash_is_close_to_the_full_size_one():
+    data = badimages.encode(badimages.photo((900, 700), "coffee"), "PNG")
+    result = decode_image(data, CFG)
+    assert (result.width, result.height) == (900, 700)
+    full = int(str(imagehash.phash(Image.open(io.BytesIO(data)))), 16)
+    assert bin(result.phash ^ full).count("1") <= 4
 
 
 def test_same_pixels_same_id_and_near_duplicates_have_close_phash():

@@ -75,12 +75,16 @@ def column(stage_dir, table: str, p: int, name: str) -> list:
 
 
 @pytest.mark.parametrize(
-    ("where", "per_task", "per_range"), [("local", 3, 1), ("local", 256, 64), ("s3", 4, 2)]
+    ("where", "per_task", "per_range"),
+    [("local", 3, 1), ("local", 256, 64), ("s3", 4, 2), ("ray", 3, 1), ("ray", 256, 64)],
 )
 def test_first_occurrence_wins_across_parts(where, per_task, per_range, tmp_path, request, monkeypatch):
     monkeypatch.setattr(fin, "PARTS_PER_TASK", per_task)
     monkeypatch.setattr(fin, "PARTS_PER_RANGE", per_range)
-    run = tmp_path / "run" if where == "local" else as_path(request.getfixturevalue("s3_bucket") + "/run")
+    # on Ray: tasks when there is more than one chunk of parts, this process otherwise
+    if where == "ray":
+        request.getfixturevalue("ray_cluster")
+    run = as_path(request.getfixturevalue("s3_bucket") + "/run") if where == "s3" else tmp_path / "run"
     stage_dir = run / "extract"
     parts = write_parts(stage_dir, n_parts=9)
     images, docs, dropped = expected(parts)
