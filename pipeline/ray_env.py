@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 from manifests.config import RuntimeConfig
@@ -43,3 +44,14 @@ def remote_args() -> dict[str, Any]:
     its control store, so on a shared cluster prefer credentials set on the nodes (instance roles)."""
     env = storage_env()
     return {"runtime_env": {"env_vars": env}} if env else {}
+
+
+def run_tasks(fn: Callable[..., Any], calls: list[tuple[Any, ...]], num_cpus: float = 1) -> list[Any]:
+    """``fn(*args)`` for each call: as Ray tasks when this process runs Ray (the work and its memory stay
+    off the driver), else here, one after the other."""
+    import ray
+
+    if not ray.is_initialized():
+        return [fn(*args) for args in calls]
+    task = ray.remote(num_cpus=num_cpus, **remote_args())(fn)
+    return ray.get([task.remote(*args) for args in calls])

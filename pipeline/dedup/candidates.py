@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import pyarrow as pa
 
 from pipeline.dedup.config import DedupConfig
 from pipeline.dedup.hashindex import PHashIndex, hamming
@@ -23,7 +24,7 @@ def hash_index(cfg: DedupConfig) -> PHashIndex:
 
 
 def from_hashes(
-    ids: Sequence[str],
+    ids: Sequence[str] | pa.ChunkedArray,
     hashes: np.ndarray,
     cfg: DedupConfig,
     tables: Sequence[int],
@@ -37,7 +38,7 @@ def from_hashes(
     i = np.concatenate([p[0] for p in found]) if found else np.zeros(0, np.int64)
     j = np.concatenate([p[1] for p in found]) if found else np.zeros(0, np.int64)
     dist = np.concatenate([p[2] for p in found]) if found else np.zeros(0, np.int8)
-    a, b = [ids[k] for k in i.tolist()], [ids[k] for k in j.tolist()]
+    a, b = _names(ids, i), _names(ids, j)
     cosine = np.full(len(a), np.nan, dtype=np.float32)
     if vectors is not None:
         cosine = _cosines(a, b, vectors)
@@ -46,24 +47,25 @@ def from_hashes(
 
 
 def from_vectors(
-    vector_ids: Sequence[str],
-    vectors: np.ndarray,
-    hash_of: Mapping[str, int],
+    vector_ids: Sequence[str] | pa.ChunkedArray,
+    phash: np.ndarray,
+    known: np.ndarray,
+    index: VectorIndex,
     cfg: DedupConfig,
     rows: tuple[int, int] | None = None,
-    index: VectorIndex | None = None,
 ) -> Candidates:
-    """Pairs with cosine >= ``min_cosine`` that the hash index does not already own."""
+    """Pairs with cosine >= ``min_cosine`` that the hash index does not already own. ``phash`` and
+    ``known`` (the image has a hash) are aligned with the rows of the index's vectors."""
     assert cfg.min_cosine is not None
-    index = index or VectorIndex(vectors, nprobe=cfg.nprobe)
     i, j, cosine = index.pairs(cfg.min_cosine, rows)
-    a, b = [vector_ids[k] for k in i.tolist()], [vector_ids[k] for k in j.tolist()]
-    known = np.array([x in hash_of and y in hash_of for x, y in zip(a, b, strict=True)], dtype=bool)
-    cands = Candidates(a, b, np.zeros(len(a), np.int16), cosine, "vector").take(known)
-    ha = np.array([hash_of[x] for x in cands.a], dtype=np.uint64)
-    hb = np.array([hash_of[x] for x in cands.b], dtype=np.uint64)
-    cands.phash_distance = hamming(ha, hb).astype(np.int16)
-    return cands.take(cands.phash_distance > cfg.phash_radius)
+    keep = known[i] & known[j]
+    i, j, cosine = i[keep], j[keep], cosine[keep]
+    distance = hamming(phash[i], phash[j]).astype(np.int16)
+    beyond = distance > cfg.phash_radius
+    i, j = i[beyond], j[beyond]
+    return Candidates(
+        _names(vector_ids, i), _names(vector_ids, j), distance[beyond], cosine[beyond], "vector"
+    )
 
 
 def within_groups(
@@ -97,3 +99,10 @@ def _cosines(a: Sequence[str], b: Sequence[str], vectors: Mapping[str, np.ndarra
         if x in vectors and y in vectors:
             out[k] = float(np.dot(vectors[x].astype(np.float32), vectors[y].astype(np.float32)))
     return out
+
+
+def _names(ids: Sequence[str] | pa.ChunkedArray, rows: np.ndarray) -> list[str]:
+    """The ids at ``rows``: a column is indexed in Arrow (no Python string per image of the collection)."""
+    if isinstance(ids, pa.ChunkedArray | pa.Array):
+        return ids.take(pa.array(rows, pa.int64())).to_pylist()
+    return [ids[k] for k in rows.tolist()]

@@ -31,11 +31,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import faiss
 import numpy as np
 
 _BATCH = 8192  # vectors per faiss call: bounds the float32 copy and the result buffers
+_ASSIGN_BATCH = 1 << 16  # vectors assigned at a time: large enough that each coarse cluster gets many
 # every float16 bit pattern's float32 value (256 KB, stays in cache)
 _FLOAT16_TO_FLOAT32 = (
     np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16).astype(np.float32)
@@ -53,6 +55,10 @@ class VectorIndex:
     assign_dims: int = 64
     train_per_cell: int = 16
     train_iterations: int = 10
+    # past this many cells, a vector's cells are searched among the cells of its ``assign_probe`` nearest
+    # coarse clusters only (see ``_TwoLevelSearch``), not among all cells
+    assign_exact_cells: int = 8192
+    assign_probe: int = 8
     seed: int = 0
     exact: faiss.Index | None = field(init=False, repr=False, default=None)
     # the cells of every row, nearest first (column 0: where it is stored); give the ``probes`` of an
@@ -87,14 +93,19 @@ class VectorIndex:
             np.sort(rng.choice(n, size=min(n, self.train_per_cell * cells), replace=False))
         )
         project = self._projection(sample)
-        centroids = _two_level_kmeans(project(sample), cells, self.train_iterations, self.seed)
-        quantizer = faiss.IndexFlatIP(centroids.shape[1])
-        quantizer.add(centroids)
+        centroids, coarse, bounds = _two_level_kmeans(
+            project(sample), cells, self.train_iterations, self.seed
+        )
         nprobe = min(self.nprobe, len(centroids))
+        if len(centroids) > self.assign_exact_cells:
+            nearest = _TwoLevelSearch(centroids, coarse, bounds, max(self.assign_probe, nprobe))
+        else:
+            nearest = _FlatSearch(centroids)
         probes = np.empty((n, nprobe), dtype=np.int64)
-        for lo in range(0, n, _BATCH):
-            _, found = quantizer.search(project(self._float32(slice(lo, lo + _BATCH))), nprobe)
-            probes[lo : lo + _BATCH] = found
+        for lo in range(0, n, _ASSIGN_BATCH):
+            probes[lo : lo + _ASSIGN_BATCH] = nearest(
+                project(self._float32(slice(lo, lo + _ASSIGN_BATCH))), nprobe
+            )
         return probes
 
     def _projection(self, sample: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
@@ -178,24 +189,77 @@ class VectorIndex:
         return found
 
 
-def _two_level_kmeans(x: np.ndarray, cells: int, iterations: int, seed: int) -> np.ndarray:
+def _two_level_kmeans(
+    x: np.ndarray, cells: int, iterations: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """About ``cells`` centroids of ``x``: ``sqrt(cells)`` coarse clusters, each split by its own k-means
     into a share of the cells proportional to its share of ``x`` (faiss.contrib's two-level clustering,
-    without its fixed iteration counts)."""
+    without its fixed iteration counts). Returns the fine centroids (those of one coarse cluster are
+    consecutive), the coarse centroids, and the bounds of each coarse cluster's fine centroids."""
     coarse_k = max(1, min(len(x), int(np.sqrt(cells))))
     coarse = _kmeans(x, coarse_k, iterations, seed)
     _, assigned = coarse.index.search(x, 1)
     assigned = assigned[:, 0]
     counts = np.bincount(assigned, minlength=coarse_k)
     fine_k = np.diff(np.r_[0, np.floor(np.cumsum(counts) * cells / len(x)).astype(np.int64)])
-    centroids = []
+    centroids, sizes = [], []
     for cluster in range(coarse_k):
         points = x[assigned == cluster]
         k = min(len(points), max(1, int(fine_k[cluster])))
+        sizes.append(k)
         if k == 0:
             continue
         centroids.append(points if k == len(points) else _kmeans(points, k, iterations, seed).centroids)
-    return np.ascontiguousarray(np.vstack(centroids), dtype=np.float32)
+    fine = np.ascontiguousarray(np.vstack(centroids), dtype=np.float32)
+    return fine, np.ascontiguousarray(coarse.centroids, dtype=np.float32), np.r_[0, np.cumsum(sizes)]
+
+
+class _FlatSearch:
+    """The nearest cells of each vector among all cells (exact; grows with n x cells)."""
+
+    def __init__(self, centroids: np.ndarray):
+        self.index = faiss.IndexFlatIP(centroids.shape[1])
+        self.index.add(centroids)
+
+    def __call__(self, x: np.ndarray, k: int) -> np.ndarray:
+        out = np.empty((len(x), k), dtype=np.int64)
+        for lo in range(0, len(x), _BATCH):
+            out[lo : lo + _BATCH] = self.index.search(x[lo : lo + _BATCH], k)[1]
+        return out
+
+
+class _TwoLevelSearch:
+    """The nearest cells of each vector among the cells of its ``probe`` nearest coarse clusters: a vector
+    is compared with ``sqrt(cells) * (1 + probe)`` centroids instead of ``cells``, so assigning grows as
+    ``n * sqrt(n)``, not ``n ** 2``. A near duplicate's cells lie in the same or neighbouring coarse
+    clusters; the cells missed cost some vector-index recall (measured in ``benchmarks/scale.py``)."""
+
+    def __init__(self, centroids: np.ndarray, coarse: np.ndarray, bounds: np.ndarray, probe: int):
+        self.bounds = bounds
+        self.fine = [_FlatSearch(centroids[lo:hi]) for lo, hi in pairwise(bounds)]
+        self.coarse = _FlatSearch(coarse)
+        self.probe = min(probe, len(coarse))
+
+    def __call__(self, x: np.ndarray, k: int) -> np.ndarray:
+        n, probe = len(x), self.probe
+        top = self.coarse(x, probe)  # (n, probe): each vector's nearest coarse clusters
+        sims = np.full((n, probe * k), -np.inf, dtype=np.float32)
+        cells = np.zeros((n, probe * k), dtype=np.int64)
+        flat = top.ravel()
+        by_coarse = np.argsort(flat, kind="stable")
+        starts = np.searchsorted(flat[by_coarse], np.arange(len(self.bounds)))
+        for cluster, fine in enumerate(self.fine):
+            entries = by_coarse[starts[cluster] : starts[cluster + 1]]
+            if len(entries) == 0 or fine.index.ntotal == 0:
+                continue
+            rows, slot = np.divmod(entries, probe)
+            take = min(k, fine.index.ntotal)
+            scores, best = fine.index.search(x[rows], take)
+            columns = slot[:, None] * k + np.arange(take)
+            sims[rows[:, None], columns] = scores
+            cells[rows[:, None], columns] = self.bounds[cluster] + best
+        order = np.argsort(-sims, axis=1, kind="stable")[:, :k]  # nearest first
+        return np.take_along_axis(cells, order, axis=1)
 
 
 def _kmeans(x: np.ndarray, k: int, iterations: int, seed: int) -> faiss.Kmeans:

@@ -45,3 +45,16 @@ def test_ivf_index_recall_and_row_ranges(dim: int) -> None:
     for a, b, _ in halves:
         split |= set(zip(a.tolist(), b.tolist(), strict=True))
     assert split == found
+
+
+def test_two_level_assignment_keeps_recall_and_puts_each_vector_in_its_nearest_probed_cell() -> None:
+    # assign_exact_cells below the 117 cells: each vector searches only its coarse clusters' cells
+    x, truth = _planted(30_000, 64, 500, seed=2)
+    flat = VectorIndex(x, exact_below=10_000)
+    two_level = VectorIndex(x, exact_below=10_000, assign_exact_cells=10)
+    assert two_level.probes.shape == flat.probes.shape
+    found = set(zip(*(a.tolist() for a in two_level.pairs(0.9)[:2]), strict=True))
+    assert len(found & truth) / len(truth) >= 0.95
+    # the cells are the same (same training); most vectors get the same home cell either way
+    assert np.mean(two_level.probes[:, 0] == flat.probes[:, 0]) >= 0.9
+    assert all(len(set(row)) == len(row) for row in two_level.probes[:1000].tolist())
