@@ -74,23 +74,60 @@ def within_groups(
     cfg: DedupConfig,
     vectors: Mapping[str, np.ndarray] | None = None,
 ) -> Candidates:
-    """Pairs of distinct images inside each group that pass the candidate rule, beyond the hash radius."""
-    seen: set[tuple[str, str]] = set()
+    """Pairs of distinct images inside each group that pass the candidate rule, beyond the hash radius.
+
+    The hash index is exact and owns pairs within its radius, so only the vector test can propose a pair
+    here (the vector index is approximate: pairs beyond the radius are proposed here too, and a pair both
+    find is kept once, in finalize). Without vectors, or with ``combine='and'``, there are none."""
+    empty = Candidates([], [], np.zeros(0, np.int16), np.zeros(0, np.float32), "group")
+    if vectors is None or cfg.min_cosine is None or cfg.combine == "and":
+        return empty
+    ids = sorted({i for image_ids in groups for i in image_ids})
+    row = {i: k for k, i in enumerate(ids)}
+    by_size: dict[int, list[list[int]]] = {}
     for image_ids in groups:
-        unique = sorted(set(image_ids))
-        for x in range(len(unique)):
-            for y in range(x + 1, len(unique)):
-                seen.add((unique[x], unique[y]))
-    pairs = sorted(seen)
-    a, b = [p[0] for p in pairs], [p[1] for p in pairs]
-    ha = np.array([hash_of[x] for x in a], dtype=np.uint64)
-    hb = np.array([hash_of[x] for x in b], dtype=np.uint64)
-    dist = hamming(ha, hb).astype(np.int16)
-    cosine = _cosines(a, b, vectors) if vectors is not None else np.full(len(a), np.nan, np.float32)
-    cands = Candidates(a, b, dist, cosine, "group").take(is_candidate(dist, cosine, cfg))
-    # the hash index is exact and owns pairs within its radius; the vector index is approximate, so
-    # pairs beyond the radius are proposed here too (a pair both find is kept once, in finalize)
-    return cands.take(cands.phash_distance > cfg.phash_radius)
+        unique = sorted({row[i] for i in image_ids})  # rows follow the ids' order
+        if len(unique) > 1:
+            by_size.setdefault(len(unique), []).append(unique)
+    if not by_size:
+        return empty
+    first, second = [], []
+    for size, members in by_size.items():
+        matrix = np.array(members, dtype=np.int64)
+        x, y = np.triu_indices(size, 1)
+        first.append(matrix[:, x].ravel())
+        second.append(matrix[:, y].ravel())
+    key = np.unique(np.concatenate(first) * len(ids) + np.concatenate(second))  # once, sorted by ids
+    i, j = np.divmod(key, len(ids))
+    has = np.array([x in vectors and x in hash_of for x in ids], dtype=bool)
+    if not has.any():
+        return empty
+    i, j = i[has[i] & has[j]], j[has[i] & has[j]]
+    matrix = np.zeros((len(ids), _width(vectors)), dtype=np.float32)
+    matrix[has] = np.stack([vectors[x] for x, usable in zip(ids, has, strict=True) if usable])
+    # a first pass in bulk, a little below the limit; the cosine of what passes is then computed pair by
+    # pair as everywhere else, so the same pairs pass and the same values are stored
+    near = np.zeros(len(i), dtype=bool)
+    for lo in range(0, len(i), _CHUNK):  # chunks: two gathered blocks stay small
+        block = slice(lo, lo + _CHUNK)
+        near[block] = np.einsum("ij,ij->i", matrix[i[block]], matrix[j[block]]) >= cfg.min_cosine - 1e-3
+    i, j = i[near], j[near]
+    cosine = np.array([np.dot(matrix[x], matrix[y]) for x, y in zip(i.tolist(), j.tolist(), strict=True)],
+                      dtype=np.float32)  # fmt: skip
+    hashes = np.array([hash_of.get(x, 0) for x in ids], dtype=np.uint64)
+    distance = hamming(hashes[i], hashes[j]).astype(np.int16)
+    keep = (cosine >= cfg.min_cosine) & (distance > cfg.phash_radius)
+    i, j = i[keep], j[keep]
+    return Candidates(
+        [ids[x] for x in i.tolist()], [ids[x] for x in j.tolist()], distance[keep], cosine[keep], "group"
+    )
+
+
+_CHUNK = 4096  # pairs whose cosines are computed at once
+
+
+def _width(vectors: Mapping[str, np.ndarray]) -> int:
+    return len(next(iter(vectors.values()))) if vectors else 0
 
 
 def _cosines(a: Sequence[str], b: Sequence[str], vectors: Mapping[str, np.ndarray]) -> np.ndarray:

@@ -108,8 +108,8 @@ def finalize_dedup(cfg: DedupConfig, run: AnyPath | str) -> dict[str, Any]:
     documents = read_table(run, "extract", "documents", columns=["doc_id", "image_ids"])
     frequent, doc_rows = _frequent(documents, mapping, cfg.boilerplate_min_documents)
     doc_images = documents.column("image_ids").take(pa.array(doc_rows, pa.int64())).to_pylist()
-    sizes = inputs.image_sizes(run, frequent)
-    stats = inputs.pixel_stats(run, frequent)
+    sizes = inputs.image_sizes(run, frequent) if frequent else {}  # each is a scan of the images
+    stats = inputs.pixel_stats(run, frequent) if frequent else {}
     boiler = find_boilerplate(doc_images, cluster_of, sizes, stats, cfg)
     boiler_images = {i for i, c in cluster_of.items() if c in boiler} | set(boiler)
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import pyarrow as pa
 
 from manifests.drops import drops_table
@@ -114,10 +115,12 @@ class DedupStage(Stage):
             # pairs beyond the hash radius are proposed by their vectors only: an image without a vector or
             # a hash can take part in none, so it is left out here
             usable = {i: r for i, r in zip(wanted, rows.tolist(), strict=True) if r >= 0 and files.known[r]}
+            picked = np.array(list(usable.values()), dtype=np.int64)
+            vectors = np.array(files.vectors[picked])  # one gather; rows of a plain array are cheap views
             loaded.update(
                 members=[[i for i in m if i in usable] for m in members],
-                hash_of={i: int(files.phash[r]) for i, r in usable.items()},
-                vectors={i: files.vectors[r] for i, r in usable.items()},
+                hash_of=dict(zip(usable, files.phash[picked].tolist(), strict=True)),
+                vectors=dict(zip(usable, vectors, strict=True)),
             )
         return loaded
 
