@@ -53,11 +53,13 @@ def from_vectors(
     index: VectorIndex,
     cfg: DedupConfig,
     rows: tuple[int, int] | None = None,
+    cells: tuple[int, int] | None = None,
 ) -> Candidates:
-    """Pairs with cosine >= ``min_cosine`` that the hash index does not already own. ``phash`` and
-    ``known`` (the image has a hash) are aligned with the rows of the index's vectors."""
+    """Pairs with cosine >= ``min_cosine`` that the hash index does not already own, found by the
+    queries in ``rows`` or in the cells ``cells`` (see ``VectorIndex.pairs``). ``phash`` and ``known``
+    (the image has a hash) are aligned with the rows of the index's vectors."""
     assert cfg.min_cosine is not None
-    i, j, cosine = index.pairs(cfg.min_cosine, rows)
+    i, j, cosine = index.pairs(cfg.min_cosine, rows, cells)
     keep = known[i] & known[j]
     i, j, cosine = i[keep], j[keep], cosine[keep]
     distance = hamming(phash[i], phash[j]).astype(np.int16)

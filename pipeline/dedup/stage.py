@@ -6,15 +6,15 @@ ties and the earlier document wins). Outputs: ``RUN/dedup/edges`` (confirmed nea
 ``clusters`` (image -> near-duplicate cluster), ``groups`` (the kept groups, cleaned) and ``drops``.
 
 Parts (run on Ray by the runner, each bounded): ``phash`` parts take some tables of the multi-index hash
-(and optionally a key range of them), ``vector`` parts a range of queries of the vector index,
-``groups`` parts some part files of extract's groups (pairs inside each group, beyond the hash radius:
-only vectors can propose those, so these parts exist only with vectors). Every part confirms its
-candidates on the pixels and writes ``edges``. ``prepare`` writes the vector files once, in a task
-(vectorfiles.py: the vectors, their hashes and their index cells, memory-mapped by the parts). Memory
-per part: ids and hashes of all images as Arrow and numpy (~80 bytes per image) and one table's keys
-(phash); the probe lists (8 x nprobe bytes per embedded image) and the rows of the mapped vectors it
-touches (vector); its groups and their images' vectors (groups); and pixel signatures (at most 192 KiB)
-of its candidate images only.
+(and optionally a key range of them), ``vector`` parts a range of the vector index's cells (or of its
+queries when it is exact), ``groups`` parts some part files of extract's groups (pairs inside each group,
+beyond the hash radius: only vectors can propose those, so these parts exist only with vectors). Every
+part confirms its candidates on the pixels and writes ``edges``. ``prepare`` writes the vector files once,
+in a task (vectorfiles.py: the vectors, their hashes, their cells and which rows each cell stores and is
+probed by), memory-mapped by the parts. Memory per part: ids and hashes of all images as Arrow and numpy
+(~80 bytes per image) and one table's keys (phash); the rows of its cells and of the vectors probing them
+(vector); its groups and their images' vectors (groups); and pixel signatures (at most 192 KiB) of its
+candidate images only.
 
 ``finalize`` runs finalize.py's global step as a task: dense components of the edges (no chains, see
 clusters.py) -> clusters; boilerplate; within-group dedup; duplicate groups. The driver only plans
@@ -42,6 +42,8 @@ from pipeline.dedup.vectorindex import VectorIndex
 from pipeline.ray_env import run_tasks
 from pipeline.runner import Part, Stage
 
+CELL_SIZE = VectorIndex.cell_size  # vectors per cell of the vector index (its default)
+OPEN_END = 1 << 62  # the last cell range reaches every cell
 PHASH_PARTS = 8  # hash tables are spread over at most this many parts (times key_splits)
 
 
@@ -77,8 +79,16 @@ class DedupStage(Stage):
                 payloads.append(("phash", tuple(tables[start : start + per_part]), key_range))
         if self._searches_vectors(cfg, run):
             n = inputs.row_count(run, "embed", "embeddings")
+            if n <= cfg.vector_exact_below:  # an exact index: parts take query rows
+                step, end = cfg.images_per_part, n
+                how = "rows"
+            else:  # cells: parts take cell ranges, the last one open-ended (cells are about n / 256)
+                step, end = max(1, cfg.images_per_part // CELL_SIZE), max(1, n // CELL_SIZE)
+                how = "cells"
+            bounds = list(range(0, end, step))
             payloads += [
-                ("vector", lo, min(n, lo + cfg.images_per_part)) for lo in range(0, n, cfg.images_per_part)
+                ("vector", how, lo, bounds[k + 1] if k + 1 < len(bounds) else OPEN_END)
+                for k, lo in enumerate(bounds)
             ]
             chunks = _file_chunks(inputs.file_rows(run, "extract", "groups"), cfg.groups_per_part)
             payloads += [("groups", first, last) for first, last in chunks]
@@ -138,11 +148,12 @@ class DedupStage(Stage):
                 loaded["ids"], loaded["hashes"], cfg, payload[1], payload[2], loaded.get("vectors")
             )
         elif kind == "vector":
-            files = loaded["files"]
+            files, (_, how, lo, hi) = loaded["files"], payload
             index = VectorIndex(
-                files.vectors, nprobe=cfg.nprobe, exact_below=cfg.vector_exact_below, probes=files.probes
+                files.vectors, nprobe=cfg.nprobe, exact_below=cfg.vector_exact_below, layout=files.layout
             )
-            found = cand.from_vectors(files.ids, files.phash, files.known, index, cfg, payload[1:])
+            span = {how: (lo, min(hi, len(index)))}  # rows or cells; the last range is open-ended
+            found = cand.from_vectors(files.ids, files.phash, files.known, index, cfg, **span)
         else:
             found = cand.within_groups(loaded["members"], loaded["hash_of"], cfg, loaded.get("vectors"))
         return {"edges": confirm_candidates(found, cfg, loaded["run"]), "drops": drops_table([])}

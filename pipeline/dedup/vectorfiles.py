@@ -5,12 +5,16 @@ Inputs: ``RUN/embed/embeddings`` and ``RUN/extract/images`` (``image_id``, ``pha
 ``RUN/dedup/``, in embeddings order:
 - ``_vectors.npy``: the vectors, float16 ``(n, dim)``. Parts map it instead of each reading the table: on
   one machine they share one copy in the page cache, so a worker holds only the rows it touches;
-- ``_vector_cells.npy``: every vector's cells (``VectorIndex.probes``), only when the index uses cells;
+- ``_vector_cells.npy``: every vector's cells (``VectorIndex.probes``), and ``_vector_{members,
+  member_bounds,probers,prober_bounds}.npy``: the rows stored in and probing each cell
+  (``VectorIndex.cell_layout``), so that a part joins a range of cells reading only their rows; only
+  when the index uses cells;
 - ``_vector_ids.arrow``: each row's ``image_id`` and ``phash`` (null: no image row), Arrow IPC, written
   last: its presence means the three are complete (a killed prepare is redone from the start).
 
 Memory of the task: the ids of both tables and one join of them (~250 bytes per image), a batch of
-vectors, and the index's assignment (the probe lists, 8 x nprobe bytes per vector). Nothing here holds
+vectors, and the index's assignment and layout (the probe lists and their sort, ~3 x 8 x nprobe bytes
+per vector). Nothing here holds
 the collection's vectors in memory: they are mapped from ``_vectors.npy``.
 """
 
@@ -31,6 +35,7 @@ from pipeline.dedup.vectorindex import VectorIndex
 IDS = "_vector_ids.arrow"
 VECTORS = "_vectors.npy"
 CELLS = "_vector_cells.npy"
+LAYOUT = ("members", "member_bounds", "probers", "prober_bounds")
 _ROWS = pa.schema([pa.field("image_id", pa.string(), nullable=False), pa.field("phash", pa.uint64())])
 
 
@@ -43,6 +48,7 @@ class VectorFiles:
     known: np.ndarray  # bool: the image has a row in extract's images
     vectors: np.ndarray  # float16 (n, dim), memory-mapped locally
     probes: np.ndarray | None  # the index's cells, None when it searches exactly
+    layout: dict[str, np.ndarray] | None  # ``VectorIndex.cell_layout``, None when it searches exactly
 
     def rows_of(self, image_ids: list[str]) -> np.ndarray:
         """Row of each id (-1 when not embedded)."""
@@ -78,6 +84,9 @@ def write(run: AnyPath, cfg: DedupConfig, stage_dir: str) -> None:
         index = VectorIndex(load_npy(out / VECTORS), nprobe=cfg.nprobe, exact_below=cfg.vector_exact_below)
         with open_output(out / CELLS) as output:
             np.save(output.writer, index.probes)
+        for name, array in index.cell_layout().items():
+            with open_output(out / f"_vector_{name}.npy") as output:
+                np.save(output.writer, array)
     rows = pa.table({"image_id": ids, "phash": joined.column("phash")}, schema=_ROWS)
     with open_output(out / IDS) as output, pa.ipc.new_file(output.writer, _ROWS) as ipc:
         ipc.write_table(rows)
@@ -105,4 +114,5 @@ def load(stage_dir: AnyPath) -> VectorFiles:
         known=phash.is_valid().to_numpy(zero_copy_only=False),
         vectors=load_npy(stage_dir / VECTORS),
         probes=load_npy(cells) if cells.exists() else None,
+        layout={k: load_npy(stage_dir / f"_vector_{k}.npy") for k in LAYOUT} if cells.exists() else None,
     )

@@ -37,6 +37,7 @@ import faiss
 import numpy as np
 
 _BATCH = 8192  # vectors per faiss call: bounds the float32 copy and the result buffers
+_NO_PAIRS = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
 _ASSIGN_BATCH = 1 << 16  # vectors assigned at a time: large enough that each coarse cluster gets many
 # every float16 bit pattern's float32 value (256 KB, stays in cache)
 _FLOAT16_TO_FLOAT32 = (
@@ -65,6 +66,8 @@ class VectorIndex:
     # earlier build of the same vectors to skip training and assignment. The rows sorted by their cell:
     # cell c holds cell_order[cell_bounds[c]:cell_bounds[c + 1]]
     probes: np.ndarray | None = field(repr=False, default=None)
+    # or give the ``layout()`` of an earlier build (the cell join by cell ranges needs nothing else)
+    layout: dict[str, np.ndarray] | None = field(repr=False, default=None)
     cell_order: np.ndarray | None = field(init=False, repr=False, default=None)
     cell_bounds: np.ndarray | None = field(init=False, repr=False, default=None)
 
@@ -76,6 +79,9 @@ class VectorIndex:
             for lo in range(0, n, _BATCH):
                 self.exact.add(self._float32(slice(lo, lo + _BATCH)))
             return
+        if self.layout is not None:
+            self.cell_order, self.cell_bounds = self.layout["members"], self.layout["member_bounds"]
+            return
         if self.probes is None:
             self.probes = self._assign_cells()
         elif len(self.probes) != n:
@@ -83,6 +89,22 @@ class VectorIndex:
         home = self.probes[:, 0]
         self.cell_order = np.argsort(home, kind="stable")
         self.cell_bounds = np.searchsorted(home[self.cell_order], np.arange(int(home.max()) + 2))
+
+    def cell_layout(self) -> dict[str, np.ndarray]:
+        """The cells as four arrays (to store, and map in the parts of a cell-range join): the rows stored in
+        cell c are ``members[member_bounds[c]:member_bounds[c + 1]]``, the rows probing it
+        ``probers[prober_bounds[c]:prober_bounds[c + 1]]``."""
+        if self.layout is not None:
+            return self.layout
+        assert self.probes is not None and self.cell_order is not None and self.cell_bounds is not None
+        probed = self.probes.ravel()
+        by_cell = np.argsort(probed, kind="stable")
+        return {
+            "members": self.cell_order,
+            "member_bounds": self.cell_bounds,
+            "probers": by_cell // self.probes.shape[1],
+            "prober_bounds": np.searchsorted(probed[by_cell], np.arange(self.cells + 1)),
+        }
 
     def _assign_cells(self) -> np.ndarray:
         """Train the cells on a sample and give every row its ``nprobe`` nearest, nearest first."""
@@ -137,13 +159,18 @@ class VectorIndex:
         return 0 if self.cell_bounds is None else len(self.cell_bounds) - 1
 
     def pairs(
-        self, min_cosine: float, rows: tuple[int, int] | None = None
+        self, min_cosine: float, rows: tuple[int, int] | None = None, cells: tuple[int, int] | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Pairs ``(i, j, cosine)`` with ``cosine >= min_cosine`` found by the queries in ``rows`` (default:
-        all; a pair may be found from either side); canonical ``i < j``, each pair once per call."""
+        all), or, with ``cells`` (a cell index only), in the cells ``cells[0]:cells[1]`` (each row of the
+        collection is stored in one cell: splitting by cells reads every stored vector once in all, where
+        splitting by queries reads all of them in every part). A pair may be found from either side;
+        canonical ``i < j``, each pair once per call."""
         start, stop = rows if rows is not None else (0, len(self))
         if self.exact is not None:
             found = self._exact_pairs(min_cosine, start, stop)
+        elif cells is not None:
+            found = self._cell_range_pairs(min_cosine, *cells)
         else:
             found = self._cell_pairs(min_cosine, start, stop)
         if not found:
@@ -175,18 +202,27 @@ class VectorIndex:
         by_cell = np.argsort(probed, kind="stable")
         queries = start + by_cell // self.probes.shape[1]
         query_bounds = np.searchsorted(probed[by_cell], np.arange(self.cells + 1))
-        found = []
-        for cell in range(self.cells):
-            members = self.cell_order[self.cell_bounds[cell] : self.cell_bounds[cell + 1]]
-            probing = queries[query_bounds[cell] : query_bounds[cell + 1]]
-            if len(members) == 0 or len(probing) == 0:
-                continue
-            sims = self._float32(probing) @ self._float32(members).T
-            # flat positions: np.nonzero on the 2-d mask is ten times slower
-            hits = np.flatnonzero(sims.ravel() >= min_cosine)
-            q, m = np.divmod(hits, len(members))
-            found.append((probing[q], members[m], sims.ravel()[hits]))
-        return found
+        return [self._join(cell, queries[query_bounds[cell] : query_bounds[cell + 1]], min_cosine)
+                for cell in range(self.cells)]  # fmt: skip
+
+    def _cell_range_pairs(self, min_cosine: float, first: int, last: int) -> list[tuple[np.ndarray, ...]]:
+        layout = self.cell_layout()
+        probers, bounds = layout["probers"], layout["prober_bounds"]
+        last = min(last, self.cells)
+        return [self._join(cell, np.asarray(probers[bounds[cell] : bounds[cell + 1]]), min_cosine)
+                for cell in range(first, last)]  # fmt: skip
+
+    def _join(self, cell: int, probing: np.ndarray, min_cosine: float) -> tuple[np.ndarray, ...]:
+        """The pairs of one cell: the rows probing it times the rows stored in it, one matrix product."""
+        assert self.cell_order is not None and self.cell_bounds is not None
+        members = np.asarray(self.cell_order[self.cell_bounds[cell] : self.cell_bounds[cell + 1]])
+        if len(members) == 0 or len(probing) == 0:
+            return _NO_PAIRS
+        sims = self._float32(probing) @ self._float32(members).T
+        # flat positions: np.nonzero on the 2-d mask is ten times slower
+        hits = np.flatnonzero(sims.ravel() >= min_cosine)
+        q, m = np.divmod(hits, len(members))
+        return probing[q], members[m], sims.ravel()[hits]
 
 
 def _two_level_kmeans(
