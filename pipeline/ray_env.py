@@ -55,3 +55,13 @@ def run_tasks(fn: Callable[..., Any], calls: list[tuple[Any, ...]], num_cpus: fl
         return [fn(*args) for args in calls]
     task = ray.remote(num_cpus=num_cpus, **remote_args())(fn)
     return ray.get([task.remote(*args) for args in calls])
+
+
+def node_cpus() -> int:
+    """CPUs of the largest node of the cluster this process runs (1 without Ray): what one task may ask
+    for and still be placed."""
+    import ray
+
+    if not ray.is_initialized():
+        return 1
+    return max(1, max(int(node["Resources"].get("CPU", 1)) for node in ray.nodes() if node["Alive"]))

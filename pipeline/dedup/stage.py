@@ -39,7 +39,7 @@ from pipeline.dedup.config import DedupConfig
 from pipeline.dedup.finalize import finalize_dedup
 from pipeline.dedup.pairs import EDGES, Candidates, confirm
 from pipeline.dedup.vectorindex import VectorIndex
-from pipeline.ray_env import run_tasks
+from pipeline.ray_env import node_cpus, run_tasks
 from pipeline.runner import Part, Stage
 
 CELL_SIZE = VectorIndex.cell_size  # vectors per cell of the vector index (its default)
@@ -102,7 +102,9 @@ class DedupStage(Stage):
         """The vector files (vectorfiles.py), written once for every vector and groups part, in a task."""
         stage_dir = run / self.name
         if self._searches_vectors(cfg, run) and not vectorfiles.complete(stage_dir):
-            run_tasks(vectorfiles.write, [(str(run), cfg, str(stage_dir))])
+            # the parts wait for it: one task with the cores of a whole node (faiss's threads)
+            threads = node_cpus()
+            run_tasks(vectorfiles.write, [(str(run), cfg, str(stage_dir), threads)], num_cpus=threads)
 
     def load(self, cfg: DedupConfig, run: Path, part: Part) -> dict[str, Any]:
         kind = part.payload[0]

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import faiss
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -60,8 +61,10 @@ def complete(stage_dir: AnyPath) -> bool:
     return (stage_dir / IDS).exists()
 
 
-def write(run: AnyPath, cfg: DedupConfig, stage_dir: str) -> None:
-    """Write the files (see the module docstring); runs as a task."""
+def write(run: AnyPath, cfg: DedupConfig, stage_dir: str, threads: int | None = None) -> None:
+    """Write the files (see the module docstring); runs as a task, given ``threads`` cores for faiss."""
+    if threads is not None:
+        faiss.omp_set_num_threads(threads)
     run, out = as_path(run), as_path(stage_dir)
     ids = read_table(run, "embed", "embeddings", columns=["image_id"]).column("image_id").combine_chunks()
     images = read_table(run, "extract", "images", columns=["image_id", "phash"])
