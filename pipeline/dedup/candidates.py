@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.dedup.config import DedupConfig
 from pipeline.dedup.hashindex import PHashIndex, hamming
@@ -71,65 +72,65 @@ def from_vectors(
 
 
 def within_groups(
-    groups: Sequence[Sequence[str]],
-    hash_of: Mapping[str, int],
+    groups: pa.ChunkedArray | pa.ListArray,
+    vector_ids: pa.ChunkedArray,
+    phash: np.ndarray,
+    known: np.ndarray,
+    vectors: np.ndarray,
     cfg: DedupConfig,
-    vectors: Mapping[str, np.ndarray] | None = None,
 ) -> Candidates:
-    """Pairs of distinct images inside each group that pass the candidate rule, beyond the hash radius.
+    """Pairs of distinct images inside each group (``groups``: lists of image ids) that pass the candidate
+    rule, beyond the hash radius. ``phash``, ``known`` and ``vectors`` are aligned with ``vector_ids``.
 
     The hash index is exact and owns pairs within its radius, so only the vector test can propose a pair
     here (the vector index is approximate: pairs beyond the radius are proposed here too, and a pair both
-    find is kept once, in finalize). Without vectors, or with ``combine='and'``, there are none."""
+    find is kept once, in finalize); an image without a vector or a hash takes part in none. Computed in
+    bulk: the pairs of all groups of one size at once, their cosines in blocks."""
     empty = Candidates([], [], np.zeros(0, np.int16), np.zeros(0, np.float32), "group")
-    if vectors is None or cfg.min_cosine is None or cfg.combine == "and":
+    if cfg.min_cosine is None or cfg.combine == "and" or not len(vector_ids):
         return empty
-    ids = sorted({i for image_ids in groups for i in image_ids})
-    row = {i: k for k, i in enumerate(ids)}
-    by_size: dict[int, list[list[int]]] = {}
-    for image_ids in groups:
-        unique = sorted({row[i] for i in image_ids})  # rows follow the ids' order
-        if len(unique) > 1:
-            by_size.setdefault(len(unique), []).append(unique)
-    if not by_size:
-        return empty
-    first, second = [], []
-    for size, members in by_size.items():
-        matrix = np.array(members, dtype=np.int64)
+    lists = groups.combine_chunks() if isinstance(groups, pa.ChunkedArray) else groups
+    rows = pc.index_in(pc.list_flatten(lists), value_set=vector_ids.combine_chunks())
+    rows = rows.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    parent = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False).astype(np.int64)
+    usable = rows >= 0
+    usable[usable] = known[rows[usable]]
+    n = len(vector_ids)
+    key = np.unique(parent[usable] * n + rows[usable])  # each group's distinct images, by group
+    group, member = np.divmod(key, n)
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    sizes = np.diff(np.r_[starts, len(group)])
+    first, second = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for size in np.unique(sizes[sizes > 1]).tolist():
+        matrix = member[starts[sizes == size][:, None] + np.arange(size)]
         x, y = np.triu_indices(size, 1)
         first.append(matrix[:, x].ravel())
         second.append(matrix[:, y].ravel())
-    key = np.unique(np.concatenate(first) * len(ids) + np.concatenate(second))  # once, sorted by ids
-    i, j = np.divmod(key, len(ids))
-    has = np.array([x in vectors and x in hash_of for x in ids], dtype=bool)
-    if not has.any():
-        return empty
-    i, j = i[has[i] & has[j]], j[has[i] & has[j]]
-    matrix = np.zeros((len(ids), _width(vectors)), dtype=np.float32)
-    matrix[has] = np.stack([vectors[x] for x, usable in zip(ids, has, strict=True) if usable])
-    # a first pass in bulk, a little below the limit; the cosine of what passes is then computed pair by
-    # pair as everywhere else, so the same pairs pass and the same values are stored
+    i, j = np.concatenate(first), np.concatenate(second)
+    pair = np.unique(np.minimum(i, j) * n + np.maximum(i, j))  # a pair in two groups counts once
+    i, j = np.divmod(pair, n)
     near = np.zeros(len(i), dtype=bool)
-    for lo in range(0, len(i), _CHUNK):  # chunks: two gathered blocks stay small
+    for lo in range(0, len(i), _CHUNK):  # a bulk pass a little below the limit
         block = slice(lo, lo + _CHUNK)
-        near[block] = np.einsum("ij,ij->i", matrix[i[block]], matrix[j[block]]) >= cfg.min_cosine - 1e-3
+        a, b = _rows32(vectors, i[block]), _rows32(vectors, j[block])
+        near[block] = np.einsum("ij,ij->i", a, b) >= cfg.min_cosine - 1e-3
     i, j = i[near], j[near]
-    cosine = np.array([np.dot(matrix[x], matrix[y]) for x, y in zip(i.tolist(), j.tolist(), strict=True)],
-                      dtype=np.float32)  # fmt: skip
-    hashes = np.array([hash_of.get(x, 0) for x in ids], dtype=np.uint64)
-    distance = hamming(hashes[i], hashes[j]).astype(np.int16)
+    # what passes gets its cosine pair by pair, as everywhere else: the same pairs pass, the same values
+    cosine = np.array(
+        [np.dot(*_rows32(vectors, np.array([x, y]))) for x, y in zip(i.tolist(), j.tolist(), strict=True)],
+        dtype=np.float32,
+    )
+    distance = hamming(phash[i], phash[j]).astype(np.int16)
     keep = (cosine >= cfg.min_cosine) & (distance > cfg.phash_radius)
     i, j = i[keep], j[keep]
-    return Candidates(
-        [ids[x] for x in i.tolist()], [ids[x] for x in j.tolist()], distance[keep], cosine[keep], "group"
-    )
+    return Candidates(_names(vector_ids, i), _names(vector_ids, j), distance[keep], cosine[keep], "group")
 
 
 _CHUNK = 4096  # pairs whose cosines are computed at once
 
 
-def _width(vectors: Mapping[str, np.ndarray]) -> int:
-    return len(next(iter(vectors.values()))) if vectors else 0
+def _rows32(vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    return np.asarray(vectors[rows], dtype=np.float32)
 
 
 def _cosines(a: Sequence[str], b: Sequence[str], vectors: Mapping[str, np.ndarray]) -> np.ndarray:

@@ -26,7 +26,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 import pyarrow as pa
 
 from manifests.drops import drops_table
@@ -119,21 +118,8 @@ class DedupStage(Stage):
             loaded["files"] = vectorfiles.load(run / self.name)
         else:
             _, first, last = part.payload
-            groups = inputs.candidate_groups(run, columns=["group_id", "image_ids"], files=(first, last))
-            members = groups.column("image_ids").to_pylist()
-            wanted = sorted({i for m in members for i in m})
-            files = vectorfiles.load(run / self.name)
-            rows = files.rows_of(wanted)
-            # pairs beyond the hash radius are proposed by their vectors only: an image without a vector or
-            # a hash can take part in none, so it is left out here
-            usable = {i: r for i, r in zip(wanted, rows.tolist(), strict=True) if r >= 0 and files.known[r]}
-            picked = np.array(list(usable.values()), dtype=np.int64)
-            vectors = np.array(files.vectors[picked])  # one gather; rows of a plain array are cheap views
-            loaded.update(
-                members=[[i for i in m if i in usable] for m in members],
-                hash_of=dict(zip(usable, files.phash[picked].tolist(), strict=True)),
-                vectors=dict(zip(usable, vectors, strict=True)),
-            )
+            groups = inputs.candidate_groups(run, columns=["image_ids"], files=(first, last))
+            loaded.update(members=groups.column("image_ids"), files=vectorfiles.load(run / self.name))
         return loaded
 
     def count_in(self, loaded: dict[str, Any]) -> dict[str, int]:
@@ -157,7 +143,10 @@ class DedupStage(Stage):
             span = {how: (lo, min(hi, len(index)))}  # rows or cells; the last range is open-ended
             found = cand.from_vectors(files.ids, files.phash, files.known, index, cfg, **span)
         else:
-            found = cand.within_groups(loaded["members"], loaded["hash_of"], cfg, loaded.get("vectors"))
+            files = loaded["files"]
+            found = cand.within_groups(
+                loaded["members"], files.ids, files.phash, files.known, files.vectors, cfg
+            )
         return {"edges": confirm_candidates(found, cfg, loaded["run"]), "drops": drops_table([])}
 
     def finalize(self, cfg: DedupConfig, run: Path) -> dict[str, Any]:
