@@ -59,7 +59,7 @@ class VectorIndex:
     # past this many cells, a vector's cells are searched among the cells of its ``assign_probe`` nearest
     # coarse clusters only (see ``_TwoLevelSearch``), not among all cells
     assign_exact_cells: int = 8192
-    assign_probe: int = 8
+    assign_probe: int = 6
     seed: int = 0
     exact: faiss.Index | None = field(init=False, repr=False, default=None)
     # the cells of every row, nearest first (column 0: where it is stored); give the ``probes`` of an
@@ -120,7 +120,7 @@ class VectorIndex:
         )
         nprobe = min(self.nprobe, len(centroids))
         if len(centroids) > self.assign_exact_cells:
-            nearest = _TwoLevelSearch(centroids, coarse, bounds, max(self.assign_probe, nprobe))
+            nearest = _TwoLevelSearch(centroids, coarse, bounds, self.assign_probe)
         else:
             nearest = _FlatSearch(centroids)
         probes = np.empty((n, nprobe), dtype=np.int64)
@@ -295,7 +295,12 @@ class _TwoLevelSearch:
             sims[rows[:, None], columns] = scores
             cells[rows[:, None], columns] = self.bounds[cluster] + best
         order = np.argsort(-sims, axis=1, kind="stable")[:, :k]  # nearest first
-        return np.take_along_axis(cells, order, axis=1)
+        # where the probed coarse clusters hold fewer than k cells, the gaps repeat the nearest cell: a
+        # repeated cell finds no new pair (pairs are kept once per call)
+        found = np.take_along_axis(cells, order, axis=1)
+        missing = np.take_along_axis(sims, order, axis=1) == -np.inf
+        found[missing] = np.broadcast_to(found[:, :1], found.shape)[missing]
+        return found
 
 
 def _kmeans(x: np.ndarray, k: int, iterations: int, seed: int) -> faiss.Kmeans:
