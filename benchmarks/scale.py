@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import resource
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,7 @@ import numpy as np
 import pyarrow as pa
 
 from benchmarks.common import write_result
+from benchmarks.scale_dedup import peak_rss_mb, run_dedup
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES_PER_PART = 4096
@@ -107,8 +107,6 @@ def run_step(step: str, stage_dir: Path) -> dict:
         logging_level=logging.WARNING,
     )
     if step == "dedup":
-        from benchmarks.scale_dedup import run_dedup
-
         facts = run_dedup(stage_dir)  # measures its own time and RSS (before scoring recall)
         ray.shutdown()
         return {"seconds": facts.pop("seconds"), "rss_mb": facts.pop("rss_mb"), "facts": facts}
@@ -128,7 +126,7 @@ def run_step(step: str, stage_dir: Path) -> dict:
         facts = {"outputs": len(outputs), "read_back": read_back}
     seconds = time.perf_counter() - started
     ray.shutdown()
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = peak_rss_mb()
     return {"seconds": seconds, "rss_mb": rss_mb, "facts": facts}
 
 
