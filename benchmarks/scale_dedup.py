@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 CHUNK = 100_000
 DIM = 256
 GROUP = 4
-VERSION = 1  # bump when the synthetic data changes: the cache is keyed on it
+VERSION = 2  # bump when the synthetic data changes: the cache is keyed on it
 
 
 def cache_dir(n: int) -> Path:
@@ -76,6 +76,16 @@ def _chunk(rng: np.random.Generator, topics: np.ndarray, n: int) -> dict:
     }
 
 
+def _images(ids: pa.Array, hashes: np.ndarray) -> pa.Table:
+    """The images table: ids and hashes; no pixels (empty bytes: never decoded, so never a copy or
+    boilerplate by their pixels), every image 512 px square."""
+    n = len(ids)
+    return pa.table({
+        "image_id": ids, "phash": pa.array(hashes), "width": pa.array(np.full(n, 512, np.int32)),
+        "height": pa.array(np.full(n, 512, np.int32)), "bytes": pa.array([b""] * n, pa.binary()),
+    })  # fmt: skip
+
+
 def synthesize(n: int, seed: int = 0) -> Path:
     """The run folder for ``n`` images (written once, then reused); returns its path."""
     from manifests.schemas import DOCUMENTS, GROUPS, embeddings_schema
@@ -94,7 +104,7 @@ def synthesize(n: int, seed: int = 0) -> Path:
         data = _chunk(rng, topics, size)
         ids = np.array(_ids(rng, size, 64), dtype=object)
         name = f"part-{c:05d}.parquet"
-        images = pa.table({"image_id": pa.array(ids, pa.string()), "phash": pa.array(data["hashes"])})
+        images = _images(pa.array(ids, pa.string()), data["hashes"])
         flat = pa.FixedSizeListArray.from_arrays(pa.array(data["vectors"].ravel(), pa.float16()), DIM)
         vectors = pa.Table.from_arrays([pa.array(ids, pa.string()), flat], schema=embeddings_schema(DIM))
         docs = _ids(rng, len(data["groups"]), 16)
