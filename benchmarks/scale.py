@@ -136,7 +136,8 @@ def slope(xs: list[float], ys: list[float]) -> float:
 
 def _step_process(step: str, folder: Path) -> dict:
     cmd = [sys.executable, "-m", "benchmarks.scale", "--step", step, "--stage-dir", str(folder)]
-    out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    # stderr passes through: a failing step shows its traceback
+    out = subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
