@@ -226,8 +226,10 @@ def report(figures: dict[str, dict[str, dict]]) -> str:
 
 
 NOTES = """Measured on a shared machine: the finalize and manifest rows as before (2026-12-04, with a test run
-on the same cores); the dedup rows on 2026-12-04, 1M at load average 5-19 (other engineers' test suites
-on the same 2 cores: its time is about twice a quiet run's), 10M at load average 2-7. The driver's peak
+on the same cores; most of each finalize is fixed cost, Ray start-up, task scheduling, one map task per
+256 parts, so its time grows less than the collection here); the dedup rows on 2026-12-04, 1M at load
+average 5-19 (other engineers' test suites on the same 2 cores: its time is about twice a quiet run's),
+10M at load average 2-7. The driver's peak
 RSS is Ray's client and the imports; it does not grow with the collection (dedup: 268 MB at 1M, 277 MB
 at 10M; peak RSS is ``VmHWM``, since ``ru_maxrss`` carries the synthesizing parent's peak into the step).
 
@@ -240,7 +242,7 @@ centroids are trained once), and shorten the hash tables' per-table O(n) work. T
 finds 0.911 of the planted pairs at 10M (0.989 at 1M, where every vector is compared with every cell):
 the two-level placement (past 8,192 cells) costs recall; every planted pair is still found, by the hash
 index (image recall 0.99998). Driver RSS slope 0.01 and time slope 0.95 meet their goals; the time slope
-is flattered by the loaded 1M run."""
+is flattered by the loaded 1M run. Shard planning is not in this table: it still runs in the driver."""
 
 
 if __name__ == "__main__":
