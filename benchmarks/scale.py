@@ -15,10 +15,16 @@ Reported per size and step: wall time and the driver's peak RSS (``ru_maxrss`` o
 the Ray workers are other processes), and the slope (log-log) of each from the smallest to the largest
 size. Goals: driver RSS at 10M images <= 2 GB and flat (slope <= 0.1), time slope <= 1.1.
 
-Dedup's across-collection step and shard planning still run in the driver over whole tables and are not
-measured here yet (see the README's Scale section).
+- ``dedup``: the whole ``gdt dedup`` stage (hash and vector indexes, within-group pairs, clusters,
+  boilerplate, duplicate groups; no pixel check: there are no pixels) over a synthetic run folder with
+  planted near copies (``benchmarks/scale_dedup.py``); also its recall on the planted pairs.
 
-Run: ``python -m benchmarks.scale [--sizes 1000000,10000000]``.
+Shard planning is not measured here yet (see the README's Scale section).
+
+Figures are kept per step and size in ``benchmarks/results/scale.json``, so ``--steps dedup`` measures
+one step again and the table still shows the others.
+
+Run: ``python -m benchmarks.scale [--sizes 1000000,10000000] [--steps finalize,manifest,dedup]``.
 """
 
 from __future__ import annotations
@@ -26,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import resource
 import subprocess
 import sys
 import tempfile
@@ -37,11 +42,13 @@ import numpy as np
 import pyarrow as pa
 
 from benchmarks.common import write_result
+from benchmarks.scale_dedup import peak_rss_mb, run_dedup
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES_PER_PART = 4096
 DOCS_PER_PART = 1024
-STEPS = ["finalize", "manifest"]
+STEPS = ["finalize", "manifest", "dedup"]
+FIGURES = Path(__file__).parent / "results" / "scale.json"
 
 
 def _hex_ids(rng: np.random.Generator, n: int, chars: int) -> list[str]:
@@ -92,7 +99,17 @@ def run_step(step: str, stage_dir: Path) -> dict:
 
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", logging_level=logging.WARNING)
+    ray.init(
+        num_cpus=2,
+        object_store_memory=1024**3,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        logging_level=logging.WARNING,
+    )
+    if step == "dedup":
+        facts = run_dedup(stage_dir)  # measures its own time and RSS (before scoring recall)
+        ray.shutdown()
+        return {"seconds": facts.pop("seconds"), "rss_mb": facts.pop("rss_mb"), "facts": facts}
     started = time.perf_counter()
     if step == "finalize":
         from pipeline.extract.finalize import finalize_extract
@@ -109,7 +126,7 @@ def run_step(step: str, stage_dir: Path) -> dict:
         facts = {"outputs": len(outputs), "read_back": read_back}
     seconds = time.perf_counter() - started
     ray.shutdown()
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = peak_rss_mb()
     return {"seconds": seconds, "rss_mb": rss_mb, "facts": facts}
 
 
@@ -117,9 +134,21 @@ def slope(xs: list[float], ys: list[float]) -> float:
     return math.log(ys[-1] / ys[0]) / math.log(xs[-1] / xs[0]) if len(xs) > 1 else float("nan")
 
 
+def _step_process(step: str, folder: Path) -> dict:
+    cmd = [sys.executable, "-m", "benchmarks.scale", "--step", step, "--stage-dir", str(folder)]
+    # stderr passes through: a failing step shows its traceback
+    out = subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _load_figures() -> dict[str, dict[str, dict]]:
+    return json.loads(FIGURES.read_text()) if FIGURES.exists() else {}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000000,10000000")
+    parser.add_argument("--steps", default=",".join(STEPS))
     parser.add_argument("--step", help=argparse.SUPPRESS)  # internal: one step in a fresh process
     parser.add_argument("--stage-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -127,49 +156,93 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(run_step(args.step, args.stage_dir)))
         return
     sizes = [int(s) for s in args.sizes.split(",")]
-    rows: dict[int, dict[str, dict]] = {}
+    steps = args.steps.split(",")
+    figures = _load_figures()
     for n in sizes:
-        with tempfile.TemporaryDirectory(prefix="gdt-scale-") as tmp:
-            stage_dir = Path(tmp) / "run" / "extract"
-            synthesize(stage_dir, n)
-            rows[n] = {}
-            for step in ["manifest", "finalize"]:
-                cmd = [
-                    sys.executable,
-                    "-m",
-                    "benchmarks.scale",
-                    "--step",
-                    step,
-                    "--stage-dir",
-                    str(stage_dir),
-                ]
-                out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout
-                rows[n][step] = json.loads(out.strip().splitlines()[-1])
-                print(n, step, rows[n][step], flush=True)
+        if {"manifest", "finalize"} & set(steps):
+            with tempfile.TemporaryDirectory(prefix="gdt-scale-") as tmp:
+                stage_dir = Path(tmp) / "run" / "extract"
+                synthesize(stage_dir, n)
+                for step in [s for s in ["manifest", "finalize"] if s in steps]:
+                    figures.setdefault(step, {})[str(n)] = _step_process(step, stage_dir)
+                    print(n, step, figures[step][str(n)], flush=True)
+        if "dedup" in steps:
+            from benchmarks.scale_dedup import synthesize as synthesize_dedup
+
+            figures.setdefault("dedup", {})[str(n)] = _step_process("dedup", synthesize_dedup(n))
+            print(n, "dedup", figures["dedup"][str(n)], flush=True)
+        FIGURES.write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n")
+    write_result("scale", "Scale: the driver's share as the collection grows", report(figures))
+
+
+def report(figures: dict[str, dict[str, dict]]) -> str:
+    """The result section from every step's figures."""
+    steps = [s for s in STEPS if s in figures]
     lines = [
-        "| images | documents | parts | step | time (s) | driver peak RSS (MB) |",
-        "|---|---|---|---|---|---|",
+        "| images | documents | step | time (s) | driver peak RSS (MB) |",
+        "|---|---|---|---|---|",
     ]
-    for n in sizes:
-        for step in STEPS:
-            r = rows[n][step]
-            parts = max(1, n // IMAGES_PER_PART)
+    for step in steps:
+        for n in sorted(figures[step], key=int):
+            r = figures[step][n]
             lines.append(
-                f"| {n:,} | {n // 4:,} | {parts:,} | {step} | {r['seconds']:.1f} | {r['rss_mb']:.0f} |"
+                f"| {int(n):,} | {int(n) // 4:,} | {step} | {r['seconds']:.1f} | {r['rss_mb']:.0f} |"
             )
     lines += ["", "| step | time slope | driver RSS slope |", "|---|---|---|"]
-    for step in STEPS:
-        times = [rows[n][step]["seconds"] for n in sizes]
-        rss = [rows[n][step]["rss_mb"] for n in sizes]
-        lines.append(f"| {step} | {slope(sizes, times):.2f} | {slope(sizes, rss):.2f} |")
-    body = (
-        "Synthetic extract stage folders (ids only; 10% of images and 2% of documents repeat earlier "
-        f"parts), {IMAGES_PER_PART:,} images per part, local disk; each step in its own process, its "
-        "tasks on a local Ray cluster of 2 CPUs. Slopes are log-log from the smallest to the largest "
-        "size. Goals: driver RSS <= 2 GB at 10M images and slope <= 0.1; time slope <= 1.1.\n\n"
+    for step in steps:
+        sizes = sorted(figures[step], key=int)
+        xs = [int(n) for n in sizes]
+        times = [figures[step][n]["seconds"] for n in sizes]
+        rss = [figures[step][n]["rss_mb"] for n in sizes]
+        lines.append(f"| {step} | {slope(xs, times):.2f} | {slope(xs, rss):.2f} |")
+    if "dedup" in figures:
+        lines += [
+            "",
+            "| images | dedup parts | prepare (s) | core-seconds per part kind | finalize (s) | image recall "
+            "| vector-index recall | group recall | group drops |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for n in sorted(figures["dedup"], key=int):
+            f = figures["dedup"][n]["facts"]
+            kinds = ", ".join(f"{k} {v:,.0f}" for k, v in f["core_seconds"].items())
+            cells = [
+                f"{int(n):,}", str(f["parts"]), f"{f['prepare_seconds']:.0f}", kinds,
+                f"{f['finalize_seconds']:.0f}", f"{f['recall']:.5f}", f"{f['vector_recall']:.4f}",
+                f"{f['group_recall']:.4f}", f"{f['group_drops']:,}",
+            ]  # fmt: skip
+            lines.append(f"| {' | '.join(cells)} |")
+    return (
+        "Synthetic run folders, local disk; each step in its own process (the driver), its tasks on a local "
+        "Ray cluster of 2 CPUs. *finalize*, *manifest*: extract stage folders of ids only (10% of images and "
+        f"2% of documents repeat earlier parts, {IMAGES_PER_PART:,} images per part). *dedup*: the whole "
+        "dedup stage over hashes and 256-d vectors with 5% planted near copies "
+        "(`benchmarks/scale_dedup.py`; pHash radius 8, cosine >= 0.9, no pixel check). Slopes are log-log "
+        "from the smallest to the largest size. Goals: driver RSS <= 2 GB at 10M images and slope <= 0.1; "
+        "time slope <= 1.1; dedup of 10M images in under 600 s with recall >= 0.9.\n\n"
         + "\n".join(lines)
+        + "\n\n"
+        + NOTES
     )
-    write_result("scale", "Scale: the driver's share as the collection grows", body)
+
+
+NOTES = """Measured on a shared machine: the finalize and manifest rows as before (2026-12-04, with a test run
+on the same cores; most of each finalize is fixed cost, Ray start-up, task scheduling, one map task per
+256 parts, so its time grows less than the collection here); the dedup rows on 2026-12-04, 1M at load
+average 5-19 (other engineers' test suites on the same 2 cores: its time is about twice a quiet run's),
+10M at load average 2-7. The driver's peak
+RSS is Ray's client and the imports; it does not grow with the collection (dedup: 268 MB at 1M, 277 MB
+at 10M; peak RSS is ``VmHWM``, since ``ru_maxrss`` carries the synthesizing parent's peak into the step).
+
+Dedup of 10M images took 868 s, over the 600 s goal. Where it went: *prepare*, one task, 470 s (54%):
+writing the vector files (~2 min: joining ids with hashes, 5 GB of vectors), training the cells and
+placing 10M vectors in them with the two-level search (~5.5 min on the 2 faiss threads of one task);
+the parts, 671 CPU-seconds on 2 cores (the hash index's 165 tables 328, the cell join 264, within-group
+pairs 79); the global step 53 s. The next steps: place vectors in parallel tasks by row range (the
+centroids are trained once), and shorten the hash tables' per-table O(n) work. The vector index alone
+finds 0.911 of the planted pairs at 10M (0.989 at 1M, where every vector is compared with every cell):
+the two-level placement (past 8,192 cells) costs recall; every planted pair is still found, by the hash
+index (image recall 0.99998). Driver RSS slope 0.01 and time slope 0.95 meet their goals; the time slope
+is flattered by the loaded 1M run. Shard planning is not in this table: it still runs in the driver."""
 
 
 if __name__ == "__main__":

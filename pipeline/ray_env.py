@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 from manifests.config import RuntimeConfig
@@ -43,3 +44,24 @@ def remote_args() -> dict[str, Any]:
     its control store, so on a shared cluster prefer credentials set on the nodes (instance roles)."""
     env = storage_env()
     return {"runtime_env": {"env_vars": env}} if env else {}
+
+
+def run_tasks(fn: Callable[..., Any], calls: list[tuple[Any, ...]], num_cpus: float = 1) -> list[Any]:
+    """``fn(*args)`` for each call: as Ray tasks when this process runs Ray (the work and its memory stay
+    off the driver), else here, one after the other."""
+    import ray
+
+    if not ray.is_initialized():
+        return [fn(*args) for args in calls]
+    task = ray.remote(num_cpus=num_cpus, **remote_args())(fn)
+    return ray.get([task.remote(*args) for args in calls])
+
+
+def node_cpus() -> int:
+    """CPUs of the largest node of the cluster this process runs (1 without Ray): what one task may ask
+    for and still be placed."""
+    import ray
+
+    if not ray.is_initialized():
+        return 1
+    return max(1, max(int(node["Resources"].get("CPU", 1)) for node in ray.nodes() if node["Alive"]))

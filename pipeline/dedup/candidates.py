@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.dedup.config import DedupConfig
 from pipeline.dedup.hashindex import PHashIndex, hamming
@@ -23,7 +25,7 @@ def hash_index(cfg: DedupConfig) -> PHashIndex:
 
 
 def from_hashes(
-    ids: Sequence[str],
+    ids: Sequence[str] | pa.ChunkedArray,
     hashes: np.ndarray,
     cfg: DedupConfig,
     tables: Sequence[int],
@@ -37,7 +39,7 @@ def from_hashes(
     i = np.concatenate([p[0] for p in found]) if found else np.zeros(0, np.int64)
     j = np.concatenate([p[1] for p in found]) if found else np.zeros(0, np.int64)
     dist = np.concatenate([p[2] for p in found]) if found else np.zeros(0, np.int8)
-    a, b = [ids[k] for k in i.tolist()], [ids[k] for k in j.tolist()]
+    a, b = _names(ids, i), _names(ids, j)
     cosine = np.full(len(a), np.nan, dtype=np.float32)
     if vectors is not None:
         cosine = _cosines(a, b, vectors)
@@ -46,49 +48,89 @@ def from_hashes(
 
 
 def from_vectors(
-    vector_ids: Sequence[str],
-    vectors: np.ndarray,
-    hash_of: Mapping[str, int],
+    vector_ids: Sequence[str] | pa.ChunkedArray,
+    phash: np.ndarray,
+    known: np.ndarray,
+    index: VectorIndex,
     cfg: DedupConfig,
     rows: tuple[int, int] | None = None,
-    index: VectorIndex | None = None,
+    cells: tuple[int, int] | None = None,
 ) -> Candidates:
-    """Pairs with cosine >= ``min_cosine`` that the hash index does not already own."""
+    """Pairs with cosine >= ``min_cosine`` that the hash index does not already own, found by the
+    queries in ``rows`` or in the cells ``cells`` (see ``VectorIndex.pairs``). ``phash`` and ``known``
+    (the image has a hash) are aligned with the rows of the index's vectors."""
     assert cfg.min_cosine is not None
-    index = index or VectorIndex(vectors, nprobe=cfg.nprobe)
-    i, j, cosine = index.pairs(cfg.min_cosine, rows)
-    a, b = [vector_ids[k] for k in i.tolist()], [vector_ids[k] for k in j.tolist()]
-    known = np.array([x in hash_of and y in hash_of for x, y in zip(a, b, strict=True)], dtype=bool)
-    cands = Candidates(a, b, np.zeros(len(a), np.int16), cosine, "vector").take(known)
-    ha = np.array([hash_of[x] for x in cands.a], dtype=np.uint64)
-    hb = np.array([hash_of[x] for x in cands.b], dtype=np.uint64)
-    cands.phash_distance = hamming(ha, hb).astype(np.int16)
-    return cands.take(cands.phash_distance > cfg.phash_radius)
+    i, j, cosine = index.pairs(cfg.min_cosine, rows, cells)
+    keep = known[i] & known[j]
+    i, j, cosine = i[keep], j[keep], cosine[keep]
+    distance = hamming(phash[i], phash[j]).astype(np.int16)
+    beyond = distance > cfg.phash_radius
+    i, j = i[beyond], j[beyond]
+    return Candidates(
+        _names(vector_ids, i), _names(vector_ids, j), distance[beyond], cosine[beyond], "vector"
+    )
 
 
 def within_groups(
-    groups: Sequence[Sequence[str]],
-    hash_of: Mapping[str, int],
+    groups: pa.ChunkedArray | pa.ListArray,
+    vector_ids: pa.ChunkedArray,
+    phash: np.ndarray,
+    known: np.ndarray,
+    vectors: np.ndarray,
     cfg: DedupConfig,
-    vectors: Mapping[str, np.ndarray] | None = None,
 ) -> Candidates:
-    """Pairs of distinct images inside each group that pass the candidate rule, beyond the hash radius."""
-    seen: set[tuple[str, str]] = set()
-    for image_ids in groups:
-        unique = sorted(set(image_ids))
-        for x in range(len(unique)):
-            for y in range(x + 1, len(unique)):
-                seen.add((unique[x], unique[y]))
-    pairs = sorted(seen)
-    a, b = [p[0] for p in pairs], [p[1] for p in pairs]
-    ha = np.array([hash_of[x] for x in a], dtype=np.uint64)
-    hb = np.array([hash_of[x] for x in b], dtype=np.uint64)
-    dist = hamming(ha, hb).astype(np.int16)
-    cosine = _cosines(a, b, vectors) if vectors is not None else np.full(len(a), np.nan, np.float32)
-    cands = Candidates(a, b, dist, cosine, "group").take(is_candidate(dist, cosine, cfg))
-    # the hash index is exact and owns pairs within its radius; the vector index is approximate, so
-    # pairs beyond the radius are proposed here too (a pair both find is kept once, in finalize)
-    return cands.take(cands.phash_distance > cfg.phash_radius)
+    """Pairs of distinct images inside each group (``groups``: lists of image ids) that pass the candidate
+    rule, beyond the hash radius. ``phash``, ``known`` and ``vectors`` are aligned with ``vector_ids``.
+
+    The hash index is exact and owns pairs within its radius, so only the vector test can propose a pair
+    here (the vector index is approximate: pairs beyond the radius are proposed here too, and a pair both
+    find is kept once, in finalize); an image without a vector or a hash takes part in none. Computed in
+    bulk: the pairs of all groups of one size at once, their cosines in blocks."""
+    empty = Candidates([], [], np.zeros(0, np.int16), np.zeros(0, np.float32), "group")
+    if cfg.min_cosine is None or cfg.combine == "and" or not len(vector_ids):
+        return empty
+    lists = groups.combine_chunks() if isinstance(groups, pa.ChunkedArray) else groups
+    rows = pc.index_in(pc.list_flatten(lists), value_set=vector_ids.combine_chunks())
+    rows = rows.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    parent = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False).astype(np.int64)
+    usable = rows >= 0
+    usable[usable] = known[rows[usable]]
+    n = len(vector_ids)
+    key = np.unique(parent[usable] * n + rows[usable])  # each group's distinct images, by group
+    group, member = np.divmod(key, n)
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    sizes = np.diff(np.r_[starts, len(group)])
+    first, second = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for size in np.unique(sizes[sizes > 1]).tolist():
+        matrix = member[starts[sizes == size][:, None] + np.arange(size)]
+        x, y = np.triu_indices(size, 1)
+        first.append(matrix[:, x].ravel())
+        second.append(matrix[:, y].ravel())
+    i, j = np.concatenate(first), np.concatenate(second)
+    pair = np.unique(np.minimum(i, j) * n + np.maximum(i, j))  # a pair in two groups counts once
+    i, j = np.divmod(pair, n)
+    near = np.zeros(len(i), dtype=bool)
+    for lo in range(0, len(i), _CHUNK):  # a bulk pass a little below the limit
+        block = slice(lo, lo + _CHUNK)
+        a, b = _rows32(vectors, i[block]), _rows32(vectors, j[block])
+        near[block] = np.einsum("ij,ij->i", a, b) >= cfg.min_cosine - 1e-3
+    i, j = i[near], j[near]
+    # what passes gets its cosine pair by pair, as everywhere else: the same pairs pass, the same values
+    cosine = np.array(
+        [np.dot(*_rows32(vectors, np.array([x, y]))) for x, y in zip(i.tolist(), j.tolist(), strict=True)],
+        dtype=np.float32,
+    )
+    distance = hamming(phash[i], phash[j]).astype(np.int16)
+    keep = (cosine >= cfg.min_cosine) & (distance > cfg.phash_radius)
+    i, j = i[keep], j[keep]
+    return Candidates(_names(vector_ids, i), _names(vector_ids, j), distance[keep], cosine[keep], "group")
+
+
+_CHUNK = 4096  # pairs whose cosines are computed at once
+
+
+def _rows32(vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    return np.asarray(vectors[rows], dtype=np.float32)
 
 
 def _cosines(a: Sequence[str], b: Sequence[str], vectors: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -97,3 +139,10 @@ def _cosines(a: Sequence[str], b: Sequence[str], vectors: Mapping[str, np.ndarra
         if x in vectors and y in vectors:
             out[k] = float(np.dot(vectors[x].astype(np.float32), vectors[y].astype(np.float32)))
     return out
+
+
+def _names(ids: Sequence[str] | pa.ChunkedArray, rows: np.ndarray) -> list[str]:
+    """The ids at ``rows``: a column is indexed in Arrow (no Python string per image of the collection)."""
+    if isinstance(ids, pa.ChunkedArray | pa.Array):
+        return ids.take(pa.array(rows, pa.int64())).to_pylist()
+    return [ids[k] for k in rows.tolist()]

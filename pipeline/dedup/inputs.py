@@ -25,10 +25,21 @@ def _dataset(run: Path, stage: str, table: str) -> ds.Dataset:
     return parquet_dataset(part_files(run, stage, table))
 
 
-def image_hashes(run: Path) -> tuple[list[str], np.ndarray]:
-    """Every stored image's id and pHash (``uint64``), in table order."""
+def image_hashes(run: Path) -> tuple[pa.ChunkedArray, np.ndarray]:
+    """Every stored image's id (an Arrow column: no Python string per image) and pHash (``uint64``), in
+    table order."""
     table = read_table(run, "extract", "images", columns=["image_id", "phash"])
-    return table.column("image_id").to_pylist(), table.column("phash").to_numpy().astype(np.uint64)
+    return table.column("image_id"), table.column("phash").to_numpy().astype(np.uint64)
+
+
+def row_count(run: Path, stage: str, table: str) -> int:
+    """Rows of a table, from the parquet footers."""
+    return _dataset(run, stage, table).count_rows()
+
+
+def file_rows(run: Path, stage: str, table: str) -> list[int]:
+    """Rows of each part file of a table (in part order), from the parquet footers."""
+    return [fragment.count_rows() for fragment in _dataset(run, stage, table).get_fragments()]
 
 
 def image_sizes(run: Path, ids: Iterable[str]) -> dict[str, tuple[int, int]]:
@@ -94,9 +105,16 @@ def embeddings(run: Path, ids: Iterable[str] | None = None) -> tuple[list[str], 
     return table.column("image_id").to_pylist(), values.reshape(len(table), dim)
 
 
-def candidate_groups(run: Path, columns: list[str] | None = None) -> pa.Table:
-    """Extract's groups minus those the classifier dropped as ``low_score``."""
-    groups = read_table(run, "extract", "groups", columns=columns)
+def candidate_groups(
+    run: Path, columns: list[str] | None = None, files: tuple[int, int] | None = None
+) -> pa.Table:
+    """Extract's groups minus those the classifier dropped as ``low_score`` (only the part files
+    ``files[0]:files[1]`` when given)."""
+    if files is None:
+        groups = read_table(run, "extract", "groups", columns=columns)
+    else:
+        paths = part_files(run, "extract", "groups")[files[0] : files[1]]
+        groups = parquet_dataset(paths).to_table(columns=columns)
     if has_table(run, "classify", "drops"):
         drops = read_table(run, "classify", "drops", columns=["id", "reason"])
         low = pc.filter(drops.column("id"), pc.equal(drops.column("reason"), str(DropReason.LOW_SCORE)))
@@ -104,10 +122,16 @@ def candidate_groups(run: Path, columns: list[str] | None = None) -> pa.Table:
     return groups
 
 
-def scores(run: Path) -> dict[str, float]:
+def scores(run: Path, group_ids: Iterable[str] | None = None) -> dict[str, float]:
+    """The classifier's score of each group (only ``group_ids`` when given)."""
     if not has_table(run, "classify", "scores"):
         return {}
-    table = read_table(run, "classify", "scores", columns=["group_id", "score"])
+    filt = (
+        None
+        if group_ids is None
+        else pc.field("group_id").isin(pa.array(sorted(set(group_ids)), pa.string()))
+    )
+    table = _dataset(run, "classify", "scores").to_table(columns=["group_id", "score"], filter=filt)
     return dict(zip(table.column("group_id").to_pylist(), table.column("score").to_pylist(), strict=True))
 
 

@@ -31,11 +31,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import faiss
 import numpy as np
 
 _BATCH = 8192  # vectors per faiss call: bounds the float32 copy and the result buffers
+_NO_PAIRS = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
+_ASSIGN_BATCH = 1 << 16  # vectors assigned at a time: large enough that each coarse cluster gets many
 # every float16 bit pattern's float32 value (256 KB, stays in cache)
 _FLOAT16_TO_FLOAT32 = (
     np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16).astype(np.float32)
@@ -53,12 +56,18 @@ class VectorIndex:
     assign_dims: int = 64
     train_per_cell: int = 16
     train_iterations: int = 10
+    # past this many cells, a vector's cells are searched among the cells of its ``assign_probe`` nearest
+    # coarse clusters only (see ``_TwoLevelSearch``), not among all cells
+    assign_exact_cells: int = 8192
+    assign_probe: int = 6
     seed: int = 0
     exact: faiss.Index | None = field(init=False, repr=False, default=None)
     # the cells of every row, nearest first (column 0: where it is stored); give the ``probes`` of an
     # earlier build of the same vectors to skip training and assignment. The rows sorted by their cell:
     # cell c holds cell_order[cell_bounds[c]:cell_bounds[c + 1]]
     probes: np.ndarray | None = field(repr=False, default=None)
+    # or give the ``layout()`` of an earlier build (the cell join by cell ranges needs nothing else)
+    layout: dict[str, np.ndarray] | None = field(repr=False, default=None)
     cell_order: np.ndarray | None = field(init=False, repr=False, default=None)
     cell_bounds: np.ndarray | None = field(init=False, repr=False, default=None)
 
@@ -70,6 +79,9 @@ class VectorIndex:
             for lo in range(0, n, _BATCH):
                 self.exact.add(self._float32(slice(lo, lo + _BATCH)))
             return
+        if self.layout is not None:
+            self.cell_order, self.cell_bounds = self.layout["members"], self.layout["member_bounds"]
+            return
         if self.probes is None:
             self.probes = self._assign_cells()
         elif len(self.probes) != n:
@@ -77,6 +89,22 @@ class VectorIndex:
         home = self.probes[:, 0]
         self.cell_order = np.argsort(home, kind="stable")
         self.cell_bounds = np.searchsorted(home[self.cell_order], np.arange(int(home.max()) + 2))
+
+    def cell_layout(self) -> dict[str, np.ndarray]:
+        """The cells as four arrays (to store, and map in the parts of a cell-range join): the rows stored in
+        cell c are ``members[member_bounds[c]:member_bounds[c + 1]]``, the rows probing it
+        ``probers[prober_bounds[c]:prober_bounds[c + 1]]``."""
+        if self.layout is not None:
+            return self.layout
+        assert self.probes is not None and self.cell_order is not None and self.cell_bounds is not None
+        probed = self.probes.ravel()
+        by_cell = np.argsort(probed, kind="stable")
+        return {
+            "members": self.cell_order,
+            "member_bounds": self.cell_bounds,
+            "probers": by_cell // self.probes.shape[1],
+            "prober_bounds": np.searchsorted(probed[by_cell], np.arange(self.cells + 1)),
+        }
 
     def _assign_cells(self) -> np.ndarray:
         """Train the cells on a sample and give every row its ``nprobe`` nearest, nearest first."""
@@ -87,14 +115,19 @@ class VectorIndex:
             np.sort(rng.choice(n, size=min(n, self.train_per_cell * cells), replace=False))
         )
         project = self._projection(sample)
-        centroids = _two_level_kmeans(project(sample), cells, self.train_iterations, self.seed)
-        quantizer = faiss.IndexFlatIP(centroids.shape[1])
-        quantizer.add(centroids)
+        centroids, coarse, bounds = _two_level_kmeans(
+            project(sample), cells, self.train_iterations, self.seed
+        )
         nprobe = min(self.nprobe, len(centroids))
+        if len(centroids) > self.assign_exact_cells:
+            nearest = _TwoLevelSearch(centroids, coarse, bounds, self.assign_probe)
+        else:
+            nearest = _FlatSearch(centroids)
         probes = np.empty((n, nprobe), dtype=np.int64)
-        for lo in range(0, n, _BATCH):
-            _, found = quantizer.search(project(self._float32(slice(lo, lo + _BATCH))), nprobe)
-            probes[lo : lo + _BATCH] = found
+        for lo in range(0, n, _ASSIGN_BATCH):
+            probes[lo : lo + _ASSIGN_BATCH] = nearest(
+                project(self._float32(slice(lo, lo + _ASSIGN_BATCH))), nprobe
+            )
         return probes
 
     def _projection(self, sample: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
@@ -126,13 +159,18 @@ class VectorIndex:
         return 0 if self.cell_bounds is None else len(self.cell_bounds) - 1
 
     def pairs(
-        self, min_cosine: float, rows: tuple[int, int] | None = None
+        self, min_cosine: float, rows: tuple[int, int] | None = None, cells: tuple[int, int] | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Pairs ``(i, j, cosine)`` with ``cosine >= min_cosine`` found by the queries in ``rows`` (default:
-        all; a pair may be found from either side); canonical ``i < j``, each pair once per call."""
+        all), or, with ``cells`` (a cell index only), in the cells ``cells[0]:cells[1]`` (each row of the
+        collection is stored in one cell: splitting by cells reads every stored vector once in all, where
+        splitting by queries reads all of them in every part). A pair may be found from either side;
+        canonical ``i < j``, each pair once per call."""
         start, stop = rows if rows is not None else (0, len(self))
         if self.exact is not None:
             found = self._exact_pairs(min_cosine, start, stop)
+        elif cells is not None:
+            found = self._cell_range_pairs(min_cosine, *cells)
         else:
             found = self._cell_pairs(min_cosine, start, stop)
         if not found:
@@ -164,38 +202,105 @@ class VectorIndex:
         by_cell = np.argsort(probed, kind="stable")
         queries = start + by_cell // self.probes.shape[1]
         query_bounds = np.searchsorted(probed[by_cell], np.arange(self.cells + 1))
-        found = []
-        for cell in range(self.cells):
-            members = self.cell_order[self.cell_bounds[cell] : self.cell_bounds[cell + 1]]
-            probing = queries[query_bounds[cell] : query_bounds[cell + 1]]
-            if len(members) == 0 or len(probing) == 0:
-                continue
-            sims = self._float32(probing) @ self._float32(members).T
-            # flat positions: np.nonzero on the 2-d mask is ten times slower
-            hits = np.flatnonzero(sims.ravel() >= min_cosine)
-            q, m = np.divmod(hits, len(members))
-            found.append((probing[q], members[m], sims.ravel()[hits]))
-        return found
+        return [self._join(cell, queries[query_bounds[cell] : query_bounds[cell + 1]], min_cosine)
+                for cell in range(self.cells)]  # fmt: skip
+
+    def _cell_range_pairs(self, min_cosine: float, first: int, last: int) -> list[tuple[np.ndarray, ...]]:
+        layout = self.cell_layout()
+        probers, bounds = layout["probers"], layout["prober_bounds"]
+        last = min(last, self.cells)
+        return [self._join(cell, np.asarray(probers[bounds[cell] : bounds[cell + 1]]), min_cosine)
+                for cell in range(first, last)]  # fmt: skip
+
+    def _join(self, cell: int, probing: np.ndarray, min_cosine: float) -> tuple[np.ndarray, ...]:
+        """The pairs of one cell: the rows probing it times the rows stored in it, one matrix product."""
+        assert self.cell_order is not None and self.cell_bounds is not None
+        members = np.asarray(self.cell_order[self.cell_bounds[cell] : self.cell_bounds[cell + 1]])
+        if len(members) == 0 or len(probing) == 0:
+            return _NO_PAIRS
+        sims = self._float32(probing) @ self._float32(members).T
+        # flat positions: np.nonzero on the 2-d mask is ten times slower
+        hits = np.flatnonzero(sims.ravel() >= min_cosine)
+        q, m = np.divmod(hits, len(members))
+        return probing[q], members[m], sims.ravel()[hits]
 
 
-def _two_level_kmeans(x: np.ndarray, cells: int, iterations: int, seed: int) -> np.ndarray:
+def _two_level_kmeans(
+    x: np.ndarray, cells: int, iterations: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """About ``cells`` centroids of ``x``: ``sqrt(cells)`` coarse clusters, each split by its own k-means
     into a share of the cells proportional to its share of ``x`` (faiss.contrib's two-level clustering,
-    without its fixed iteration counts)."""
+    without its fixed iteration counts). Returns the fine centroids (those of one coarse cluster are
+    consecutive), the coarse centroids, and the bounds of each coarse cluster's fine centroids."""
     coarse_k = max(1, min(len(x), int(np.sqrt(cells))))
     coarse = _kmeans(x, coarse_k, iterations, seed)
     _, assigned = coarse.index.search(x, 1)
     assigned = assigned[:, 0]
     counts = np.bincount(assigned, minlength=coarse_k)
     fine_k = np.diff(np.r_[0, np.floor(np.cumsum(counts) * cells / len(x)).astype(np.int64)])
-    centroids = []
+    centroids, sizes = [], []
     for cluster in range(coarse_k):
         points = x[assigned == cluster]
         k = min(len(points), max(1, int(fine_k[cluster])))
+        sizes.append(k)
         if k == 0:
             continue
         centroids.append(points if k == len(points) else _kmeans(points, k, iterations, seed).centroids)
-    return np.ascontiguousarray(np.vstack(centroids), dtype=np.float32)
+    fine = np.ascontiguousarray(np.vstack(centroids), dtype=np.float32)
+    return fine, np.ascontiguousarray(coarse.centroids, dtype=np.float32), np.r_[0, np.cumsum(sizes)]
+
+
+class _FlatSearch:
+    """The nearest cells of each vector among all cells (exact; grows with n x cells)."""
+
+    def __init__(self, centroids: np.ndarray):
+        self.index = faiss.IndexFlatIP(centroids.shape[1])
+        self.index.add(centroids)
+
+    def __call__(self, x: np.ndarray, k: int) -> np.ndarray:
+        out = np.empty((len(x), k), dtype=np.int64)
+        for lo in range(0, len(x), _BATCH):
+            out[lo : lo + _BATCH] = self.index.search(x[lo : lo + _BATCH], k)[1]
+        return out
+
+
+class _TwoLevelSearch:
+    """The nearest cells of each vector among the cells of its ``probe`` nearest coarse clusters: a vector
+    is compared with ``sqrt(cells) * (1 + probe)`` centroids instead of ``cells``, so assigning grows as
+    ``n * sqrt(n)``, not ``n ** 2``. A near duplicate's cells lie in the same or neighbouring coarse
+    clusters; the cells missed cost some vector-index recall (measured in ``benchmarks/scale.py``)."""
+
+    def __init__(self, centroids: np.ndarray, coarse: np.ndarray, bounds: np.ndarray, probe: int):
+        self.bounds = bounds
+        self.fine = [_FlatSearch(centroids[lo:hi]) for lo, hi in pairwise(bounds)]
+        self.coarse = _FlatSearch(coarse)
+        self.probe = min(probe, len(coarse))
+
+    def __call__(self, x: np.ndarray, k: int) -> np.ndarray:
+        n, probe = len(x), self.probe
+        top = self.coarse(x, probe)  # (n, probe): each vector's nearest coarse clusters
+        sims = np.full((n, probe * k), -np.inf, dtype=np.float32)
+        cells = np.zeros((n, probe * k), dtype=np.int64)
+        flat = top.ravel()
+        by_coarse = np.argsort(flat, kind="stable")
+        starts = np.searchsorted(flat[by_coarse], np.arange(len(self.bounds)))
+        for cluster, fine in enumerate(self.fine):
+            entries = by_coarse[starts[cluster] : starts[cluster + 1]]
+            if len(entries) == 0 or fine.index.ntotal == 0:
+                continue
+            rows, slot = np.divmod(entries, probe)
+            take = min(k, fine.index.ntotal)
+            scores, best = fine.index.search(x[rows], take)
+            columns = slot[:, None] * k + np.arange(take)
+            sims[rows[:, None], columns] = scores
+            cells[rows[:, None], columns] = self.bounds[cluster] + best
+        order = np.argsort(-sims, axis=1, kind="stable")[:, :k]  # nearest first
+        # where the probed coarse clusters hold fewer than k cells, the gaps repeat the nearest cell: a
+        # repeated cell finds no new pair (pairs are kept once per call)
+        found = np.take_along_axis(cells, order, axis=1)
+        missing = np.take_along_axis(sims, order, axis=1) == -np.inf
+        found[missing] = np.broadcast_to(found[:, :1], found.shape)[missing]
+        return found
 
 
 def _kmeans(x: np.ndarray, k: int, iterations: int, seed: int) -> faiss.Kmeans:
