@@ -38,7 +38,7 @@ import numpy as np
 
 _BATCH = 8192  # vectors per faiss call: bounds the float32 copy and the result buffers
 _NO_PAIRS = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
-_ASSIGN_BATCH = 1 << 16  # vectors assigned at a time: large enough that each coarse cluster gets many
+_ASSIGN_BATCH = 1 << 16  # vectors assigned at a time by the two-level search
 # every float16 bit pattern's float32 value (256 KB, stays in cache)
 _FLOAT16_TO_FLOAT32 = (
     np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16).astype(np.float32)
@@ -119,15 +119,15 @@ class VectorIndex:
             project(sample), cells, self.train_iterations, self.seed
         )
         nprobe = min(self.nprobe, len(centroids))
+        # a flat search is fastest in small batches (measured at 1M: 17 s at 8,192 rows, 22 s at 65,536);
+        # the two-level one needs large ones, so that each coarse cluster gets many rows at a time
         if len(centroids) > self.assign_exact_cells:
-            nearest = _TwoLevelSearch(centroids, coarse, bounds, self.assign_probe)
+            nearest, batch = _TwoLevelSearch(centroids, coarse, bounds, self.assign_probe), _ASSIGN_BATCH
         else:
-            nearest = _FlatSearch(centroids)
+            nearest, batch = _FlatSearch(centroids), _BATCH
         probes = np.empty((n, nprobe), dtype=np.int64)
-        for lo in range(0, n, _ASSIGN_BATCH):
-            probes[lo : lo + _ASSIGN_BATCH] = nearest(
-                project(self._float32(slice(lo, lo + _ASSIGN_BATCH))), nprobe
-            )
+        for lo in range(0, n, batch):
+            probes[lo : lo + batch] = nearest(project(self._float32(slice(lo, lo + batch))), nprobe)
         return probes
 
     def _projection(self, sample: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
