@@ -110,16 +110,19 @@ def candidate_groups(
 ) -> pa.Table:
     """Extract's groups minus those the classifier dropped as ``low_score`` (only the part files
     ``files[0]:files[1]`` when given)."""
+    filtered = has_table(run, "classify", "drops")
+    # the classifier's drops are matched by group_id: read it even when the caller does not want it
+    read = None if columns is None else list(dict.fromkeys([*columns, "group_id"] if filtered else columns))
     if files is None:
-        groups = read_table(run, "extract", "groups", columns=columns)
+        groups = read_table(run, "extract", "groups", columns=read)
     else:
         paths = part_files(run, "extract", "groups")[files[0] : files[1]]
-        groups = parquet_dataset(paths).to_table(columns=columns)
-    if has_table(run, "classify", "drops"):
+        groups = parquet_dataset(paths).to_table(columns=read)
+    if filtered:
         drops = read_table(run, "classify", "drops", columns=["id", "reason"])
         low = pc.filter(drops.column("id"), pc.equal(drops.column("reason"), str(DropReason.LOW_SCORE)))
         groups = groups.filter(pc.invert(pc.is_in(groups.column("group_id"), low)))
-    return groups
+    return groups if columns is None else groups.select(columns)
 
 
 def scores(run: Path, group_ids: Iterable[str] | None = None) -> dict[str, float]:
