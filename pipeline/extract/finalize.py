@@ -36,6 +36,7 @@ from manifests.ledger import record_write, write_parquet_atomic
 from manifests.schemas import DROPS
 from manifests.storage import AnyPath, Written, children, parquet_dataset, read_parquet, remove
 from manifests.tables import part_files
+from pipeline.ray_env import run_tasks
 
 WORK_DIR = "_finalize"
 KEYS = {"images": "image_id", "documents": "doc_id"}
@@ -129,15 +130,8 @@ def _listing(folder: AnyPath) -> list[AnyPath]:
 
 
 def _run_tasks(fn: Callable[..., Any], calls: list[tuple[Any, ...]], on_ray: bool) -> list[Any]:
-    """``fn(*args)`` for each call: as Ray tasks when asked and this process runs Ray, else here in order."""
-    import ray
-
-    from pipeline.ray_env import remote_args
-
-    if not on_ray or not ray.is_initialized():
-        return [fn(*args) for args in calls]
-    task = ray.remote(num_cpus=1, **remote_args())(fn)
-    return ray.get([task.remote(*args) for args in calls])
+    """``ray_env.run_tasks``, or here in order when the run is too small to be worth starting workers."""
+    return run_tasks(fn, calls) if on_ray else [fn(*args) for args in calls]
 
 
 def prefix_ranges(n_parts: int) -> list[tuple[str, str]]:
