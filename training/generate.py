@@ -19,8 +19,9 @@ from training.config import TrainConfig, load_train_config
 from training.encode import Encoders
 from training.group_attention import GroupContext
 from training.objective import Denoiser
+from training.resume import load_frozen
 from training.sampling import sample_groups, save_group_images
-from training.train import build, load_frozen
+from training.train import build
 
 
 def read_captions(path: Path) -> list[str]:

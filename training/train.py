@@ -22,6 +22,7 @@ from accelerate import Accelerator, DistributedDataParallelKwargs
 from training import checkpoint as ckpt
 from training import fsdp as sharding
 from training import lora
+from training import resume as checkpoints
 from training.config import DataConfig, TrainConfig, dump_train_config
 from training.ema import EMA
 from training.encode import Encoders
@@ -155,37 +156,6 @@ def build(cfg: TrainConfig, device: torch.device) -> tuple[torch.nn.Module, Enco
     return transformer, Encoders(vae, text, cfg.data.cache_dir, tag), context
 
 
-def frozen_state(
-    cfg: TrainConfig, encoders: Encoders, model_state: dict[str, torch.Tensor]
-) -> dict[str, torch.Tensor]:
-    """Weights of frozen models built randomly from a preset: a checkpoint must carry them to be sampled.
-
-    That includes a LoRA run's frozen transformer when it is a random preset rather than pretrained.
-    """
-    state = {}
-    if cfg.model.lora_rank is not None and cfg.model.transformer_preset is not None:
-        state.update({f"transformer.{k}": v for k, v in lora.base_weights(model_state).items()})
-    if cfg.model.vae_preset is not None:
-        state.update({f"vae.{k}": v for k, v in encoders.vae.state_dict().items()})
-    if cfg.model.text_preset is not None:
-        state.update({f"text.{k}": v for k, v in encoders.text_encoder.model.state_dict().items()})
-    return state
-
-
-def load_frozen(
-    encoders: Encoders, state: dict[str, torch.Tensor], transformer: torch.nn.Module | None = None
-) -> None:
-    for prefix, module in (("vae.", encoders.vae), ("text.", encoders.text_encoder.model)):
-        part = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-        if part:
-            module.load_state_dict(part)
-    base = {k[len("transformer.") :]: v for k, v in state.items() if k.startswith("transformer.")}
-    if base and transformer is not None:
-        missing, unexpected = transformer.load_state_dict(base, strict=False)
-        if unexpected or any(not lora.is_adapter(k) for k in missing):
-            raise ValueError("frozen transformer weights do not match the model")
-
-
 def warmup(step: int, warmup_steps: int) -> float:
     return min(1.0, (step + 1) / (warmup_steps + 1))
 
@@ -246,20 +216,7 @@ def main(
     generator = torch.Generator(device).manual_seed(cfg.seed * 1000 + rank)
 
     # ---- Resume ----
-    step, batches_seen, is_lora = 0, 0, cfg.model.lora_rank is not None
-    last = ckpt.latest_checkpoint(out)
-    if last is not None:
-        if fsdp:
-            sharding.load_sharded(last, model, optimizer.optimizer, ema.shadow)
-        else:
-            lora.load_weights(accelerator.unwrap_model(model), ckpt.load_weights(last, "model"), is_lora)
-            ema.load_state_dict(ckpt.load_weights(last, "ema"))
-        states = ckpt.load_tensors(last / "optimizer.pt")
-        ckpt.load_training_state(states, None if fsdp else optimizer, schedule, accelerator.scaler)
-        state = ckpt.load_tensors(last / f"state-rank{rank}.pt")
-        step, batches_seen = int(state["step"]), int(state["batches_seen"])
-        ckpt.restore_rng(state["rng"], generator)
-        accelerator.print(f"resumed from {last} at step {step}")
+    step, batches_seen = checkpoints.restore(cfg, accelerator, model, ema, optimizer, schedule, generator)
     if data is None:
         if shards is None:
             raise ValueError("give batches (data) or a shard folder (shards)")
@@ -336,7 +293,9 @@ def main(
 
         # ---- Checkpoint ----
         if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
-            save(cfg, accelerator, model, ema, optimizer, schedule, encoders, generator, step, batches_seen)
+            checkpoints.save(
+                cfg, accelerator, model, ema, optimizer, schedule, encoders, generator, step, batches_seen
+            )
 
         # ---- Validation samples (EMA weights) ----
         # (every FSDP process samples: each forward gathers the shards, a collective they all join)
@@ -345,36 +304,6 @@ def main(
             write_samples(cfg, unwrapped, ema, encoders, context, val_captions, step, x0, accelerator)
     accelerator.wait_for_everyone()
     return records
-
-
-def save(cfg, accelerator, model, ema, optimizer, schedule, encoders, generator, step, batches_seen) -> None:
-    """Write a checkpoint: every process its own RNG/data state, the main process the rest."""
-    final = ckpt.checkpoint_dir(Path(cfg.out_dir), step)
-    tmp = final.with_name(f".tmp-{final.name}")
-    if accelerator.is_main_process:
-        tmp.mkdir(parents=True, exist_ok=True)
-    accelerator.wait_for_everyone()
-    rank_state = {"step": step, "batches_seen": batches_seen, "rng": ckpt.rng_state(generator)}
-    torch.save(rank_state, tmp / f"state-rank{accelerator.process_index}.pt")
-    fsdp = cfg.parallel == "fsdp"
-    if fsdp:  # collectives: every process gathers and writes its shards
-        model_state, ema_state = sharding.full_state(model), sharding.full_tensors(ema.state_dict())
-        sharding.save_sharded(tmp, model, optimizer.optimizer, ema.shadow)
-    else:
-        model_state, ema_state = accelerator.get_state_dict(model), ema.state_dict()
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        stored = lora.stored_weights(model_state, cfg.model.lora_rank is not None)
-        weights = {"model": stored, "ema": ema_state}
-        frozen = frozen_state(cfg, encoders, model_state)
-        if frozen:
-            weights["frozen"] = frozen
-        ckpt.write_weights(tmp, weights)
-        states = ckpt.training_state(None if fsdp else optimizer, schedule, accelerator.scaler)
-        torch.save(states, tmp / "optimizer.pt")
-        (tmp / "config.yaml").write_text(dump_train_config(cfg))
-        ckpt.commit(tmp, final, cfg.keep_checkpoints)
-    accelerator.wait_for_everyone()
 
 
 def write_samples(cfg, model, ema, encoders, context, captions, step, x0, accelerator) -> None:
