@@ -31,7 +31,8 @@ from pipeline.shard.plan import ShardWork, record_of
 
 GROUPS_PER_BUCKET = 100_000  # a reduce task holds one bucket's groups, captions and addresses
 IMAGES_PER_BUCKET = 1_000_000  # a join task holds one bucket's addresses and members
-FILES_PER_TASK = 64  # files per map task
+ROWS_PER_MAP = 500_000  # rows per map task (whole files)
+FILES_PER_COUNT = 256  # footers read per counting task
 PLAN_FILE = "plan.json"
 STAGE = "shard"
 
@@ -45,8 +46,21 @@ class ShardSlice:
     segments: tuple[tuple[str, int, int], ...]  # (rows file under _plan, first row, end row)
 
 
-def _chunks(paths: list[AnyPath]) -> list[list[str]]:
-    return [[str(p) for p in paths[i : i + FILES_PER_TASK]] for i in range(0, len(paths), FILES_PER_TASK)]
+def _chunks(paths: list[AnyPath], size: int) -> list[list[str]]:
+    return [[str(p) for p in paths[i : i + size]] for i in range(0, len(paths), size)]
+
+
+def _row_chunks(rows: list[int], per_chunk: int) -> list[tuple[int, int]]:
+    """Consecutive ranges of files holding about ``per_chunk`` rows each (at least one file each)."""
+    chunks, first, total = [], 0, 0
+    for k, n in enumerate(rows):
+        if total and total + n > per_chunk:
+            chunks.append((first, k))
+            first, total = k, 0
+        total += n
+    if first < len(rows):
+        chunks.append((first, len(rows)))
+    return chunks
 
 
 def _sources(run: AnyPath) -> dict[str, list[AnyPath]]:
@@ -83,26 +97,24 @@ def plan_shards(cfg: ShardConfig, run: AnyPath) -> tuple[list[ShardSlice], dict[
         return _loaded(json.loads(done.read_text()))
     remove(work)  # a plan a killed run left half-made
     sources = _sources(run)
-    counts = run_tasks(
-        tasks.count_rows, [(c,) for kind in ("groups", "images") for c in _chunks(sources[kind])]
-    )
-    n_group_chunks = len(_chunks(sources["groups"]))
-    n_groups, n_images = sum(counts[:n_group_chunks]), sum(counts[n_group_chunks:])
-    group_buckets = max(1, -(-n_groups // GROUPS_PER_BUCKET))
-    image_buckets = max(1, -(-n_images // IMAGES_PER_BUCKET))
+    kinds = [k for k in sources if sources[k]]
+    chunks = [(k, c) for k in kinds for c in _chunks(sources[k], FILES_PER_COUNT)]
+    rows: dict[str, list[int]] = {k: [] for k in kinds}
+    for (kind, _), counts in zip(chunks, run_tasks(tasks.count_rows, [(c,) for _, c in chunks]), strict=True):
+        rows[kind] += counts
+    group_buckets = max(1, -(-sum(rows.get("groups", [])) // GROUPS_PER_BUCKET))
+    image_buckets = max(1, -(-sum(rows.get("images", [])) // IMAGES_PER_BUCKET))
     params: dict[str, Any] = {
         "seed": cfg.seed,
         "group_buckets": group_buckets,
         "image_buckets": image_buckets,
     }
     calls = []
-    for kind, paths in sources.items():
-        if not paths:
-            continue
-        columns = None if kind == "images" else _columns(kind, paths[0])
-        for k, chunk in enumerate(_chunks(paths)):
-            indices = list(range(k * FILES_PER_TASK, k * FILES_PER_TASK + len(chunk)))
-            calls.append((str(stage_dir), kind, k, chunk, {**params, "columns": columns, "indices": indices}))
+    for kind in kinds:
+        columns = None if kind == "images" else _columns(kind, sources[kind][0])
+        for k, (first, end) in enumerate(_row_chunks(rows[kind], ROWS_PER_MAP)):
+            chunk = [str(p) for p in sources[kind][first:end]]
+            calls.append((str(stage_dir), kind, k, chunk, {**params, "columns": columns, "first": first}))
     run_tasks(tasks.map_files, calls)
     run_tasks(tasks.join_images, [(str(stage_dir), b, group_buckets) for b in range(image_buckets)])
     image_files = [p.relative_to(run).as_posix() for p in sources["images"]]

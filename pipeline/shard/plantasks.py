@@ -123,9 +123,9 @@ def _read_folder(folder: AnyPath, schema: pa.Schema | None = None) -> pa.Table |
     return pa.concat_tables(tables, promote_options="default")
 
 
-def count_rows(paths: list[str]) -> int:
-    """Rows in the given parquet files, from their footers."""
-    return sum(parquet_file(p).metadata.num_rows for p in paths)
+def count_rows(paths: list[str]) -> list[int]:
+    """Rows of each given parquet file, from its footer."""
+    return [parquet_file(p).metadata.num_rows for p in paths]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -139,7 +139,7 @@ def map_files(stage_dir: str, kind: str, chunk: int, paths: list[str], params: d
     if kind == "images":
         addresses = pa.concat_tables(
             [ADDRESSES.empty_table()]
-            + [file_addresses(p, i) for p, i in zip(paths, params["indices"], strict=True)]
+            + [file_addresses(p, i) for i, p in enumerate(paths, start=params["first"])]
         )
         slots = _slots(_image_keys(addresses.column("image_id")), params["image_buckets"])
         _write_buckets(addresses, slots, params["image_buckets"], work / "images", name)

@@ -26,7 +26,8 @@ def test_many_small_buckets_and_chunks_give_the_very_shards_of_one_bucket(tmp_pa
     expected = run_shard(one, CFG).manifest
     monkeypatch.setattr(planner, "GROUPS_PER_BUCKET", 3)
     monkeypatch.setattr(planner, "IMAGES_PER_BUCKET", 5)
-    monkeypatch.setattr(planner, "FILES_PER_TASK", 1)
+    monkeypatch.setattr(planner, "ROWS_PER_MAP", 1)
+    monkeypatch.setattr(planner, "FILES_PER_COUNT", 1)
     result = run_shard(many, CFG).manifest
     plan = json.loads((many / "shard" / "_plan" / "plan.json").read_text())
     assert plan["buckets"] > 3
