@@ -19,12 +19,14 @@ size. Goals: driver RSS at 10M images <= 2 GB and flat (slope <= 0.1), time slop
   boilerplate, duplicate groups; no pixel check: there are no pixels) over a synthetic run folder with
   planted near copies (``benchmarks/scale_dedup.py``); also its recall on the planted pairs.
 
-Shard planning is not measured here yet (see the README's Scale section).
+- ``shard``: the shard stage's planning (``pipeline/shard/planner.py``: counting, map, image join, group
+  reduce and cut tasks; the driver keeps per-bucket counts) over a synthetic run folder of groups,
+  captions, scores and image sizes (``benchmarks/scale_shard.py``); not the tar writing.
 
 Figures are kept per step and size in ``benchmarks/results/scale.json``, so ``--steps dedup`` measures
 one step again and the table still shows the others.
 
-Run: ``python -m benchmarks.scale [--sizes 1000000,10000000] [--steps finalize,manifest,dedup]``.
+Run: ``python -m benchmarks.scale [--sizes 1000000,10000000] [--steps finalize,manifest,dedup,shard]``.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from benchmarks.scale_dedup import peak_rss_mb, run_dedup
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES_PER_PART = 4096
 DOCS_PER_PART = 1024
-STEPS = ["finalize", "manifest", "dedup"]
+STEPS = ["finalize", "manifest", "dedup", "shard"]
 FIGURES = Path(__file__).parent / "results" / "scale.json"
 
 
@@ -106,6 +108,12 @@ def run_step(step: str, stage_dir: Path) -> dict:
         _node_ip_address="127.0.0.1",
         logging_level=logging.WARNING,
     )
+    if step == "shard":
+        from benchmarks.scale_shard import run_planning
+
+        result = run_planning(stage_dir)  # measures its own time and RSS
+        ray.shutdown()
+        return result
     if step == "dedup":
         facts = run_dedup(stage_dir)  # measures its own time and RSS (before scoring recall)
         ray.shutdown()
@@ -171,6 +179,11 @@ def main(argv: list[str] | None = None) -> None:
 
             figures.setdefault("dedup", {})[str(n)] = _step_process("dedup", synthesize_dedup(n))
             print(n, "dedup", figures["dedup"][str(n)], flush=True)
+        if "shard" in steps:
+            from benchmarks.scale_shard import synthesize as synthesize_shard
+
+            figures.setdefault("shard", {})[str(n)] = _step_process("shard", synthesize_shard(n))
+            print(n, "shard", figures["shard"][str(n)], flush=True)
         FIGURES.write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n")
     write_result("scale", "Scale: the driver's share as the collection grows", report(figures))
 

@@ -15,6 +15,8 @@ changed config or input clears the stage folder first, ``_plan`` with it).
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,11 +98,21 @@ def plan_shards(cfg: ShardConfig, run: AnyPath) -> tuple[list[ShardSlice], dict[
     if done.exists():
         return _loaded(json.loads(done.read_text()))
     remove(work)  # a plan a killed run left half-made
+    seconds: dict[str, float] = {}
+
+    def timed(name: str, fn: Callable[..., Any], calls: list[tuple[Any, ...]]) -> list[Any]:
+        started = time.perf_counter()
+        out = run_tasks(fn, calls)
+        seconds[name] = round(time.perf_counter() - started, 3)
+        return out
+
     sources = _sources(run)
     kinds = [k for k in sources if sources[k]]
     chunks = [(k, c) for k in kinds for c in _chunks(sources[k], FILES_PER_COUNT)]
     rows: dict[str, list[int]] = {k: [] for k in kinds}
-    for (kind, _), counts in zip(chunks, run_tasks(tasks.count_rows, [(c,) for _, c in chunks]), strict=True):
+    for (kind, _), counts in zip(
+        chunks, timed("count", tasks.count_rows, [(c,) for _, c in chunks]), strict=True
+    ):
         rows[kind] += counts
     group_buckets = max(1, -(-sum(rows.get("groups", [])) // GROUPS_PER_BUCKET))
     image_buckets = max(1, -(-sum(rows.get("images", [])) // IMAGES_PER_BUCKET))
@@ -115,10 +127,11 @@ def plan_shards(cfg: ShardConfig, run: AnyPath) -> tuple[list[ShardSlice], dict[
         for k, (first, end) in enumerate(_row_chunks(rows[kind], ROWS_PER_MAP)):
             chunk = [str(p) for p in sources[kind][first:end]]
             calls.append((str(stage_dir), kind, k, chunk, {**params, "columns": columns, "first": first}))
-    run_tasks(tasks.map_files, calls)
-    run_tasks(tasks.join_images, [(str(stage_dir), b, group_buckets) for b in range(image_buckets)])
+    timed("map", tasks.map_files, calls)
+    timed("join", tasks.join_images, [(str(stage_dir), b, group_buckets) for b in range(image_buckets)])
     image_files = [p.relative_to(run).as_posix() for p in sources["images"]]
-    facts = run_tasks(
+    facts = timed(
+        "reduce",
         tasks.reduce_groups,
         [(str(stage_dir), b, cfg.seed, cfg.val_fraction, image_files) for b in range(group_buckets)],
     )
@@ -130,11 +143,14 @@ def plan_shards(cfg: ShardConfig, run: AnyPath) -> tuple[list[ShardSlice], dict[
             f"({', '.join(examples)}): the run folder is inconsistent; re-run the stages before shard"
         )
     remove(work / tasks.MAP)
+    started = time.perf_counter()
     slices = _cut(cfg, stage_dir, facts)
+    seconds["cut"] = round(time.perf_counter() - started, 3)
     plan = {
         "slices": [[s.name, s.split, [list(g) for g in s.segments]] for s in slices],
         "uncaptioned": sum(f["uncaptioned"] for f in facts),
         "buckets": group_buckets,
+        "seconds": seconds,  # per round, for benchmarks
     }
     atomic_write_json(done, plan)
     return _loaded(plan)

@@ -7,6 +7,10 @@ whole index in shard order, SHARD_INDEX: ``offset`` is where a group's first tar
 the span of all its members, so a reader can seek to one group) and ``_manifest.json``, whose outputs list
 every tar with its sha256.
 
+Planning (``planner.py``) runs as rounds of tasks and leaves its plan files under ``RUN/shard/_plan/``; a
+part's payload names only the rows of those files that make its shard, which its worker reads itself.
+``finalize`` writes ``index.parquet`` part by part in a task.
+
 Crash safety comes from the runner: a tar is written under a temporary name and renamed when complete,
 then the runner writes the part's tables and, last, its marker; a rerun writes again only the shards
 without a marker, and the same part always gives the same bytes. A shard whose every group was dropped
@@ -122,7 +126,10 @@ def _finalize_task(stage_dir: str) -> tuple[dict[str, dict[str, Any]], dict[str,
     stage = as_path(stage_dir)
     per_shard: Counter[str] = Counter()
     with journal() as written:
-        with open_output(stage / INDEX) as out, pq.ParquetWriter(out.writer, SHARD_INDEX) as index:
+        with (
+            open_output(stage / INDEX) as out,
+            pq.ParquetWriter(out.writer, SHARD_INDEX, compression="zstd") as index,
+        ):
             for path in part_files(stage.parent, stage.name, "index"):
                 table = read_parquet(path).cast(SHARD_INDEX)
                 per_shard.update(table.column("shard").to_pylist())
