@@ -20,6 +20,7 @@ planned name, so tar names may skip a number.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar
@@ -135,7 +136,8 @@ def _finalize_task(stage_dir: str) -> tuple[dict[str, dict[str, Any]], dict[str,
                 per_shard.update(table.column("shard").to_pylist())
                 index.write_table(table)
         assert out.written is not None
-        record_write(stage / INDEX, out.written)
+        rows = sum(per_shard.values())
+        record_write(stage / INDEX, dataclasses.replace(out.written, rows=rows))
         drops = [read_parquet(p).cast(DROPS) for p in plan_drop_files(stage)]
         write_parquet_atomic(
             pa.concat_tables([DROPS.empty_table(), *drops]),

@@ -37,6 +37,8 @@ def test_many_small_buckets_and_chunks_give_the_very_shards_of_one_bucket(tmp_pa
         pq.read_table(one / "shard" / "index.parquet")
     )
     assert result.extra == expected.extra
+    index_rows = {o.path: o.rows for o in result.outputs}["index.parquet"]
+    assert index_rows == pq.read_metadata(many / "shard" / "index.parquet").num_rows > 0
     assert not (many / "shard" / "_plan" / "map").exists(), "the map files are removed once reduced"
 
 
