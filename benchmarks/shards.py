@@ -117,7 +117,7 @@ def write_phase(run: Path, cfg: ShardConfig, out: Path) -> float:
     cache = stage.setup(cfg)
     started = time.perf_counter()
     for part in parts:
-        write_shard(cfg, part.payload, lambda info: cache.read(run, info), out)
+        write_shard(cfg, stage.load(cfg, run, part)[0], lambda info: cache.read(run, info), out)
     return time.perf_counter() - started
 
 

@@ -279,14 +279,14 @@ def run_stage(
     record_config(run, stage.name, cfg)
 
     started = time.time()
+    if runtime.executor != "local":
+        from pipeline.ray_env import ensure_ray
+
+        ensure_ray(runtime)  # before plan, prepare and finalize: stages run their heavy steps as tasks
     parts = stage.plan(cfg, run)
     done = _finished_parts(stage_dir)
     todo = [p for p in parts if p.index not in done]
     progress = PartProgress(stage.name, total=len(parts), done=len(parts) - len(todo), enabled=not quiet)
-    if runtime.executor != "local":
-        from pipeline.ray_env import ensure_ray
-
-        ensure_ray(runtime)  # before prepare and finalize too: stages run their heavy steps as tasks
     if todo:
         stage.prepare(cfg, run)
     with progress:

@@ -10,13 +10,18 @@ from manifests.config import StageConfig
 
 
 class ShardConfig(StageConfig):
-    # how shards are cut: by size, by count, or whichever comes first when both are set
+    # how each split, in shuffle order, is cut into shards (plan.py ``shard_keys``): by size, a group goes
+    # to the shard of the target_mb slot its first byte falls in (a shard starts at each multiple of
+    # target_mb of the split's bytes: shards average target_mb, and one exceeds it by at most its last
+    # group); by count, exactly groups_per_shard groups per shard (the last one of a split fewer); with
+    # both set, a shard ends at whichever boundary comes first. Each group's shard follows from prefix
+    # sums alone, so planning runs as parallel tasks.
     target_mb: float | None = Field(256.0, gt=0)
     groups_per_shard: int | None = Field(None, ge=1)
 
     # train/val split by a hash of the document id, so it is stable across runs and seeds
     val_fraction: float = Field(0.05, ge=0.0, le=1.0)
-    seed: int = 0  # order of groups inside the split before cutting
+    seed: int = 0  # the shuffle: groups in order of a hash of (seed, group id) before cutting
 
     # optional downscale: images whose longer side exceeds max_side are resized and re-encoded;
     # smaller images keep their stored bytes

@@ -1,11 +1,12 @@
 """Where each stored image lives in ``extract/images``, and reading its bytes back by that address.
 
 Shards hold groups in shuffled order, so their images come from anywhere in the images table. Planning
-indexes the wanted images once (``index_images``: file, row group, row, byte length, format, size; about
-150 bytes per image, streamed one row group at a time) so that each part carries the addresses of its own
-images. A worker reads them through a ``RowGroupCache``: an LRU of the ``bytes`` column of recently read
-row groups, bounded by ``cache_mb`` and kept across the parts a worker writes. When the images fit in the
-cache each row group is read once per worker; otherwise a row group may be read again for a later shard.
+lists the address of every stored image (``file_addresses``: file, row group, row, byte length, format,
+size; one file at a time, one row group at a time, in a task) and joins them with the groups' members,
+so that each group's plan row carries its images' addresses. A worker reads them through a
+``RowGroupCache``: an LRU of the ``bytes`` column of recently read row groups, bounded by ``cache_mb``
+and kept across the parts a worker writes. When the images fit in the cache each row group is read once
+per worker; otherwise a row group may be read again for a later shard.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from manifests.storage import as_path, parquet_file
-from manifests.tables import part_files
+from manifests.storage import AnyPath, as_path, parquet_file
 
 COLUMNS = ["image_id", "bytes", "format", "width", "height"]
 
@@ -36,26 +37,42 @@ class ImageInfo:
     height: int
 
 
-def index_images(run: Path, wanted: set[str]) -> dict[str, ImageInfo]:
-    """The address of every wanted image (its first copy) in ``extract/images``; absent ids are left out."""
-    wanted_array = pa.array(sorted(wanted), pa.string())
-    info: dict[str, ImageInfo] = {}
-    for path in part_files(run, "extract", "images"):
-        file = path.relative_to(run).as_posix()
-        parquet = parquet_file(path)
-        for rg in range(parquet.num_row_groups):
-            ids = parquet.read_row_group(rg, columns=["image_id"]).column(0)
-            rows = pc.indices_nonzero(pc.is_in(ids, value_set=wanted_array))
-            if len(rows) == 0:
-                continue
-            picked = parquet.read_row_group(rg, columns=COLUMNS).take(rows)
-            lengths = pc.binary_length(picked.column("bytes")).to_pylist()
-            columns = [picked.column(c).to_pylist() for c in ("image_id", "format", "width", "height")]
-            for row, length, (image_id, fmt, width, height) in zip(
-                rows.to_pylist(), lengths, zip(*columns, strict=True), strict=True
-            ):
-                info.setdefault(image_id, ImageInfo(file, rg, row, length, fmt, width, height))
-    return info
+ADDRESSES = pa.schema(
+    [
+        ("image_id", pa.string()),
+        ("ordinal", pa.int64()),  # file index and row: the first copy of an image has the smallest
+        ("file", pa.int32()),  # index into the list of image files the planner was given
+        ("row_group", pa.int32()),
+        ("row", pa.int32()),
+        ("length", pa.int64()),
+        ("format", pa.string()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+    ]
+)
+ROW_BITS = 40  # rows per file below 2**40: ``ordinal`` is ``file << ROW_BITS | row in file``
+
+
+def file_addresses(path: AnyPath | str, file_index: int) -> pa.Table:
+    """The address of every image stored in one images file (``ADDRESSES``), read a row group at a time."""
+    parquet = parquet_file(path)
+    tables, first_row = [ADDRESSES.empty_table()], 0
+    for rg in range(parquet.num_row_groups):
+        data = parquet.read_row_group(rg, columns=COLUMNS)
+        n = data.num_rows
+        rows = np.arange(n, dtype=np.int32)
+        columns = {
+            "image_id": data.column("image_id"),
+            "ordinal": (file_index << ROW_BITS) + first_row + rows.astype(np.int64),
+            "file": np.full(n, file_index, np.int32),
+            "row_group": np.full(n, rg, np.int32),
+            "row": rows,
+            "length": pc.binary_length(data.column("bytes")).cast(pa.int64()),
+            **{c: data.column(c) for c in ("format", "width", "height")},
+        }
+        tables.append(pa.table(columns, schema=ADDRESSES))
+        first_row += n
+    return pa.concat_tables(tables)
 
 
 class RowGroupCache:

@@ -1,10 +1,16 @@
-"""Which group goes into which shard: join the current tables, split by document, shuffle, cut.
+"""Which group goes into which shard, record by record: its split, its place in the shuffle, its size, and
+the cut of an ordered split into shards.
 
-Inputs: the current tables (``current.py``) and the addresses of the groups' images (``images.py``).
-Output: an ordered list of ``ShardWork`` (train shards, then val shards), each naming its tar, its groups
-in write order and where each of their images lives: all a worker needs to write that one shard. The plan
-is a pure function of its inputs and the config: the same run and config always give the same shards,
-whatever the number of workers that write them.
+The rules here are pure functions of a group and the config, so the tasks that plan a slice of the
+collection each (``plantasks.py``) agree whatever the partitioning: a group's split is a hash of its
+document id; its place in the shuffle is a seeded hash of its group id (``shuffle_key``; ties, which
+64 bits make unlikely, go by group id); its size is the exact bytes its sample takes in a tar. A split
+in shuffle order is cut by ``shard_keys``: a group belongs to shard ``(start // target, rank //
+groups_per_shard)``, where ``start`` is the bytes of the split before it and ``rank`` the groups before
+it, so each group's shard follows from two prefix sums and no cut depends on the one before it.
+
+Outputs: ``GroupRecord`` (everything a sample is made of but the image bytes) and ``ShardWork`` (one
+shard's name, split, records in write order and their images' addresses), what a worker writes a tar from.
 """
 
 from __future__ import annotations
@@ -13,12 +19,10 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from manifests.drops import DropKind, DropReason, drop_row
-from pipeline.shard.config import ShardConfig
-from pipeline.shard.current import CurrentTables
 from pipeline.shard.images import ImageInfo
 
 NO_TEMPLATE = "none"  # the template of a group that has no caption
@@ -93,81 +97,37 @@ def sample_size(record: GroupRecord, images: dict[str, ImageInfo]) -> int:
     return _tar_size(len(text)) + sum(_tar_size(info.length) for info in infos)
 
 
-def build_records(tables: CurrentTables) -> tuple[list[GroupRecord], list[dict[str, str]], int]:
-    """Kept groups joined with captions and scores; returns records, drops and the uncaptioned count.
-
-    A caption row whose length differs from the group's drops the group (``caption_failed``).
-    """
-    captions = {}
-    if tables.captions is not None:
-        columns = ["group_id", "captions", "group_caption", "template"]
-        # captions tables written before the kind/identity columns existed still shard
-        columns += [c for c in ("kind", "identity") if c in tables.captions.column_names]
-        for row in tables.captions.select(columns).to_pylist():
-            captions[row["group_id"]] = row
-    scores = {}
-    if tables.scores is not None:
-        ids, values = tables.scores.column("group_id").to_pylist(), tables.scores.column("score").to_pylist()
-        scores = dict(zip(ids, values, strict=True))
-    has_category = "category" in tables.groups.column_names
-    records, drops, uncaptioned = [], [], 0
-    for row in tables.groups.to_pylist():
-        gid, n = row["group_id"], len(row["image_ids"])
-        caption = captions.get(gid)
-        if caption is not None and len(caption["captions"]) != n:
-            detail = f"{len(caption['captions'])} captions for {n} images"
-            drops.append(drop_row(gid, DropKind.GROUP, DropReason.CAPTION_FAILED, detail))
-            continue
-        if caption is None:
-            uncaptioned += 1
-        records.append(
-            GroupRecord(
-                group_id=gid,
-                doc_id=row["doc_id"],
-                source=row["source"],
-                image_ids=tuple(row["image_ids"]),
-                positions=tuple(row["positions"]),
-                captions=tuple(caption["captions"]) if caption else ("",) * n,
-                group_caption=caption["group_caption"] if caption else "",
-                template=caption["template"] if caption else NO_TEMPLATE,
-                score=scores.get(gid),
-                category=row["category"] if has_category else None,
-                kind=caption.get("kind") if caption else None,
-                identity=tuple(sorted(caption.get("identity") or ())) if caption else (),
-            )
-        )
-    return records, drops, uncaptioned
+def shuffle_key(group_id: str, seed: int) -> int:
+    """The group's place in the shuffle (64 bits): a seeded hash, the same wherever it is computed."""
+    digest = hashlib.blake2b(group_id.encode(), digest_size=8, key=f"shuffle:{seed}".encode()).digest()
+    return int.from_bytes(digest, "big")
 
 
-def plan_shards(
-    cfg: ShardConfig, records: list[GroupRecord], images: dict[str, ImageInfo]
-) -> list[ShardWork]:
-    """Seeded shuffle of all groups, split by document, then cut in order by size and/or count.
+def record_of(row: dict[str, Any]) -> GroupRecord:
+    """A record from a joined row: the group's columns, and its caption's (None when it has no caption)."""
+    n = len(row["image_ids"])
+    captioned = row.get("captions") is not None
+    return GroupRecord(
+        group_id=row["group_id"],
+        doc_id=row["doc_id"],
+        source=row["source"],
+        image_ids=tuple(row["image_ids"]),
+        positions=tuple(row["positions"]),
+        captions=tuple(row["captions"]) if captioned else ("",) * n,
+        group_caption=row["group_caption"] if captioned else "",
+        template=row["template"] if captioned else NO_TEMPLATE,
+        score=row.get("score"),
+        category=row.get("category"),
+        kind=row.get("kind") if captioned else None,
+        identity=tuple(sorted(row.get("identity") or ())) if captioned else (),
+    )
 
-    ``images`` must hold every image of ``records``; each shard carries the addresses of its own.
-    """
-    ordered = sorted(records, key=lambda r: r.group_id)
-    order = np.random.default_rng(cfg.seed).permutation(len(ordered))
-    target = None if cfg.target_mb is None else int(cfg.target_mb * 1024**2)
-    work = []
-    for split in ("train", "val"):
-        shards: list[list[GroupRecord]] = []
-        size = 0
-        for i in order:
-            record = ordered[i]
-            if split_of(record.doc_id, cfg.val_fraction) != split:
-                continue
-            record_size = sample_size(record, images)
-            full = bool(shards) and (
-                (cfg.groups_per_shard is not None and len(shards[-1]) >= cfg.groups_per_shard)
-                or (target is not None and size > 0 and size + record_size > target)
-            )
-            if not shards or full:
-                shards.append([])
-                size = 0
-            shards[-1].append(record)
-            size += record_size
-        for k, members in enumerate(shards):
-            own = {i: images[i] for r in members for i in r.image_ids}
-            work.append(ShardWork(f"{split}-{k:06d}.tar", split, tuple(members), own))
-    return work
+
+def shard_keys(
+    starts: np.ndarray, ranks: np.ndarray, target: int | None, per_shard: int | None
+) -> np.ndarray:
+    """Each group's shard as (size slot, count slot): a shard ends where either slot changes, so with both
+    set a shard ends at whichever limit comes first; unset, a slot is 0 for every group."""
+    size_slot = starts // target if target is not None else np.zeros_like(starts)
+    count_slot = ranks // per_shard if per_shard is not None else np.zeros_like(ranks)
+    return np.stack([size_slot, count_slot], axis=1)

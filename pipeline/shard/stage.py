@@ -7,6 +7,10 @@ whole index in shard order, SHARD_INDEX: ``offset`` is where a group's first tar
 the span of all its members, so a reader can seek to one group) and ``_manifest.json``, whose outputs list
 every tar with its sha256.
 
+Planning (``planner.py``) runs as rounds of tasks and leaves its plan files under ``RUN/shard/_plan/``; a
+part's payload names only the rows of those files that make its shard, which its worker reads itself.
+``finalize`` writes ``index.parquet`` part by part in a task.
+
 Crash safety comes from the runner: a tar is written under a temporary name and renamed when complete,
 then the runner writes the part's tables and, last, its marker; a rerun writes again only the shards
 without a marker, and the same part always gives the same bytes. A shard whose every group was dropped
@@ -16,22 +20,26 @@ planned name, so tar names may skip a number.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from manifests.drops import drops_table
-from manifests.ledger import InputRef, StageManifest, part_name, write_parquet_atomic
+from manifests.ledger import InputRef, StageManifest, journal, part_name, record_write, write_parquet_atomic
 from manifests.schemas import DROPS, SHARD_INDEX
-from manifests.storage import read_parquet
+from manifests.storage import as_path, open_output, read_parquet
 from manifests.tables import part_files
 from pipeline.errors import UserError
+from pipeline.ray_env import run_tasks
 from pipeline.shard.config import ShardConfig
-from pipeline.shard.current import current_tables, source_refs
-from pipeline.shard.images import RowGroupCache, index_images
-from pipeline.shard.plan import INDEX, NO_TEMPLATE, ShardWork, build_records, plan_shards
+from pipeline.shard.current import latest_stage, source_refs
+from pipeline.shard.images import RowGroupCache
+from pipeline.shard.plan import INDEX, NO_TEMPLATE, ShardWork
+from pipeline.shard.planner import ShardSlice, plan_drop_files, plan_shards, shard_work
 from pipeline.shard.writer import write_shard
 from pipeline.stage import Part, Stage
 
@@ -50,25 +58,17 @@ class ShardStage(Stage):
         return source_refs(run, reader=self.name)
 
     def plan(self, cfg: ShardConfig, run: Path) -> list[Part]:
-        records, _, _ = build_records(current_tables(run, reader=self.name))
-        wanted = {i for r in records for i in r.image_ids}
-        images = index_images(run, wanted)
-        missing = sorted(wanted - set(images))
-        if missing:
-            raise UserError(
-                f"{len(missing)} images of kept groups are missing from extract/images "
-                f"({', '.join(missing[:3])}): the run folder is inconsistent; re-run the stages before shard"
-            )
-        work = plan_shards(cfg, records, images)
-        if len(work) >= PLAN_DROPS_PART:
-            raise UserError(f"{len(work)} shards planned: raise shard.target_mb or shard.groups_per_shard")
-        return [Part(i, w) for i, w in enumerate(work)]
+        slices, _ = plan_shards(cfg, run)
+        if len(slices) >= PLAN_DROPS_PART:
+            raise UserError(f"{len(slices)} shards planned: raise shard.target_mb or shard.groups_per_shard")
+        return [Part(i, s) for i, s in enumerate(slices)]
 
     def setup(self, cfg: ShardConfig) -> RowGroupCache:
         return RowGroupCache(cfg.cache_mb)
 
     def load(self, cfg: ShardConfig, run: Path, part: Part) -> tuple[ShardWork, Path]:
-        return part.payload, run
+        piece: ShardSlice = part.payload
+        return shard_work(run / self.name, piece), run
 
     def count_in(self, inputs: tuple[ShardWork, Path]) -> dict[str, int]:
         return {"groups": len(inputs[0].records)}
@@ -81,18 +81,12 @@ class ShardStage(Stage):
         return {"index": pa.Table.from_pylist(index, schema=SHARD_INDEX), "drops": drops_table(drops)}
 
     def finalize(self, cfg: ShardConfig, run: Path) -> dict[str, Any]:
-        """``index.parquet`` from the index parts, the planning drops, and the facts for the manifest."""
-        stage_dir = run / self.name
-        parts = [read_parquet(p).cast(SHARD_INDEX) for p in part_files(run, self.name, "index")]
-        index = pa.concat_tables([SHARD_INDEX.empty_table(), *parts])
-        write_parquet_atomic(index, stage_dir / INDEX)
-        tables = current_tables(run, reader=self.name)
-        _, plan_drops, uncaptioned = build_records(tables)
-        write_parquet_atomic(
-            drops_table(plan_drops), stage_dir / "drops" / f"{part_name(PLAN_DROPS_PART)}.parquet"
-        )
-        per_shard = Counter(index.column("shard").to_pylist())
-        shards = {name: {"groups": n, "split": name.split("-")[0]} for name, n in sorted(per_shard.items())}
+        """``index.parquet`` from the index parts, the planning drops, and the facts for the manifest
+        (in a task: the index holds a row per group)."""
+        _, facts = plan_shards(cfg, run)
+        [(shards, written)] = run_tasks(_finalize_task, [(str(run / self.name),)])
+        for path, description in written.items():
+            record_write(path, description)  # written in the task: reported to the runner's journal here
         splits = {
             split: {
                 "shards": sum(1 for s in shards.values() if s["split"] == split),
@@ -101,9 +95,9 @@ class ShardStage(Stage):
             for split in ("train", "val")
         }
         return {
-            "groups_from": tables.groups_from,
-            "captions_from": tables.captions_from or NO_TEMPLATE,
-            "uncaptioned": uncaptioned,
+            "groups_from": latest_stage(run, "groups", before=self.name),
+            "captions_from": latest_stage(run, "captions", before=self.name) or NO_TEMPLATE,
+            "uncaptioned": facts["uncaptioned"],
             "shards": shards,
             "splits": splits,
         }
@@ -125,6 +119,32 @@ class ShardStage(Stage):
             captions,
             f"shards: {splits}" + (f" ({emptied} emptied by drops, not written)" if emptied else ""),
         ]
+
+
+def _finalize_task(stage_dir: str) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Write ``index.parquet`` (the index parts in shard order, one at a time) and the planning drops;
+    returns the groups per shard and the files written."""
+    stage = as_path(stage_dir)
+    per_shard: Counter[str] = Counter()
+    with journal() as written:
+        with (
+            open_output(stage / INDEX) as out,
+            pq.ParquetWriter(out.writer, SHARD_INDEX, compression="zstd") as index,
+        ):
+            for path in part_files(stage.parent, stage.name, "index"):
+                table = read_parquet(path).cast(SHARD_INDEX)
+                per_shard.update(table.column("shard").to_pylist())
+                index.write_table(table)
+        assert out.written is not None
+        rows = sum(per_shard.values())
+        record_write(stage / INDEX, dataclasses.replace(out.written, rows=rows))
+        drops = [read_parquet(p).cast(DROPS) for p in plan_drop_files(stage)]
+        write_parquet_atomic(
+            pa.concat_tables([DROPS.empty_table(), *drops]),
+            stage / "drops" / f"{part_name(PLAN_DROPS_PART)}.parquet",
+        )
+    shards = {name: {"groups": n, "split": name.split("-")[0]} for name, n in sorted(per_shard.items())}
+    return shards, dict(written)
 
 
 __all__ = ["PLAN_DROPS_PART", "ShardStage"]

@@ -137,17 +137,58 @@ def test_cut_by_groups_per_shard(run):
         assert counts[:-1] == [3] * (len(counts) - 1) and 1 <= counts[-1] <= 3
 
 
-def test_cut_by_size_keeps_each_shard_under_target(run):
+def shard_rows(run: Path) -> dict[str, list[list[dict]]]:
+    """The index rows of each split, shard by shard, in write order (index.parquet is in shard order)."""
+    splits: dict[str, list[list[dict]]] = {"train": [], "val": []}
+    for row in pq.read_table(run / "shard" / "index.parquet").to_pylist():
+        shards = splits[row["shard"].split("-")[0]]
+        if not shards or shards[-1][0]["shard"] != row["shard"]:
+            shards.append([])
+        shards[-1].append(row)
+    return splits
+
+
+def test_cut_by_size_starts_a_shard_each_time_the_split_passes_a_multiple_of_target(run):
     run, _ = run
-    target_mb = 0.03
-    run_shard(run, ShardConfig(target_mb=target_mb, val_fraction=0.3))
-    index = pq.read_table(run / "shard" / "index.parquet").to_pylist()
-    per_shard: dict[str, list[int]] = {}
-    for row in index:
-        per_shard.setdefault(row["shard"], []).append(row["bytes"])
-    assert len(per_shard) > 3
-    for sizes in per_shard.values():
-        assert len(sizes) == 1 or sum(sizes) <= target_mb * 1024**2
+    target = int(0.03 * 1024**2)
+    run_shard(run, ShardConfig(target_mb=0.03, val_fraction=0.3))
+    splits = shard_rows(run)
+    assert len(splits["train"]) > 3
+    for shards in splits.values():
+        start, slots = 0, []
+        for shard in shards:
+            # a group belongs to the shard of the target-sized slot its first byte falls in
+            shard_slots = set()
+            for row in shard:
+                shard_slots.add(start // target)
+                start += row["bytes"]
+            assert len(shard_slots) == 1
+            slots += shard_slots
+            assert sum(r["bytes"] for r in shard[:-1]) < target  # so at most target plus its last group
+        assert slots == sorted(set(slots))
+    for split, shards in splits.items():
+        assert [shard[0]["shard"] for shard in shards] == [f"{split}-{k:06d}.tar" for k in range(len(shards))]
+
+
+def test_with_both_limits_a_shard_ends_at_whichever_comes_first(run):
+    run, _ = run
+    target = int(0.03 * 1024**2)
+    run_shard(run, ShardConfig(target_mb=0.03, groups_per_shard=2, val_fraction=0.3))
+    ended_by = Counter()
+    for shards in shard_rows(run).values():
+        start = rank = 0
+        previous = None
+        for shard in shards:
+            keys = set()
+            for row in shard:
+                keys.add((start // target, rank // 2))  # (size slot, count slot) of the group
+                start, rank = start + row["bytes"], rank + 1
+            assert len(keys) == 1 and len(shard) <= 2
+            (key,) = keys
+            if previous is not None:
+                ended_by["size" if key[0] != previous[0] else "count"] += 1
+            previous = key
+    assert ended_by["size"] and ended_by["count"]
 
 
 def test_split_is_stable_by_document_and_the_seed_only_changes_order(tmp_path):
