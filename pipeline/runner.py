@@ -7,8 +7,9 @@ inputs, and maps them to output tables. The runner owns everything around that:
 - resume: each finished part leaves a marker in ``_parts/`` written after its tables, so a killed stage
   reruns only unfinished parts; parts of another config or other inputs are cleared first, and so are
   files a killed worker left under their temporary name;
-- Ray: parts run as a Ray Data pipeline (tasks, or an actor pool when the stage has per-worker state such
-  as a model); ``runtime.executor=local`` runs them in this process instead;
+- Ray: parts run as a Ray Data pipeline of tasks, or on a fixed pool of Ray actors when the stage has
+  per-worker state such as a model or a crawler's connections; ``runtime.executor=local`` runs them in
+  this process instead;
 - progress over parts, the manifest, the resolved ``RUN/config.yaml`` and a one-screen summary.
 """
 
