@@ -189,8 +189,8 @@ def _run_on_actor_pool(
         max_task_retries=ACTOR_RETRIES,
         **remote_args(),
     )(_PartTask)
-    stage_ref, cfg_ref = ray.put(stage), ray.put(cfg)
-    actors = [actor_class.remote(stage_ref, cfg_ref, str(run)) for _ in range(workers)]
+    # passed as values, not object refs: a restarted actor must not depend on an object that may be gone
+    actors = [actor_class.remote(stage, cfg, str(run)) for _ in range(workers)]
     queue = deque(todo)
     running: dict[Any, Any] = {}
     for actor in actors:
