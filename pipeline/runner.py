@@ -51,7 +51,7 @@ from pipeline.stage import Part, Stage, StageResult
 from pipeline.summary import print_summary
 
 MAX_BLOCKS = 4096  # Ray Data blocks of the parts to run (see ``_run_as_tasks``)
-ACTOR_RETRIES = 3  # restarts of a dead pool actor, and tries of a part whose actor died
+PART_RETRIES = 3  # runs again of a part whose pool actor died under it
 
 
 def package_version() -> str:
@@ -183,10 +183,11 @@ def _run_on_actor_pool(
     actor_class = ray.remote(
         num_cpus=stage.cpus_per_part,
         max_concurrency=stage.parts_per_actor,
-        # a worker that dies (killed, out of memory) is restarted and its parts run again; a part that
-        # kills every worker it meets fails the run after a few tries instead of looping for ever
-        max_restarts=ACTOR_RETRIES,
-        max_task_retries=ACTOR_RETRIES,
+        # a worker that dies (killed, out of memory) is restarted, as often as a long crawl needs, and
+        # its part runs again; a part that kills every worker it meets fails the run after a few tries
+        # instead of looping for ever
+        max_restarts=-1,
+        max_task_retries=PART_RETRIES,
         **remote_args(),
     )(_PartTask)
     # passed as values, not object refs: a restarted actor must not depend on an object that may be gone
