@@ -7,8 +7,9 @@ inputs, and maps them to output tables. The runner owns everything around that:
 - resume: each finished part leaves a marker in ``_parts/`` written after its tables, so a killed stage
   reruns only unfinished parts; parts of another config or other inputs are cleared first, and so are
   files a killed worker left under their temporary name;
-- Ray: parts run as a Ray Data pipeline (tasks, or an actor pool when the stage has per-worker state such
-  as a model); ``runtime.executor=local`` runs them in this process instead;
+- Ray: parts run as a Ray Data pipeline of tasks, or on a fixed pool of Ray actors when the stage has
+  per-worker state such as a model or a crawler's connections; ``runtime.executor=local`` runs them in
+  this process instead;
 - progress over parts, the manifest, the resolved ``RUN/config.yaml`` and a one-screen summary.
 """
 
@@ -18,7 +19,8 @@ import errno
 import json
 import pickle
 import time
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -48,7 +50,8 @@ from pipeline.progress import PartProgress
 from pipeline.stage import Part, Stage, StageResult
 from pipeline.summary import print_summary
 
-MAX_BLOCKS = 4096  # Ray Data blocks of the parts to run (see ``_run_parts_on_ray``)
+MAX_BLOCKS = 4096  # Ray Data blocks of the parts to run (see ``_run_as_tasks``)
+PART_RETRIES = 3  # runs again of a part whose pool actor died under it
 
 
 def package_version() -> str:
@@ -104,14 +107,17 @@ def execute_part(stage: Stage, cfg: StageConfig, run: AnyPath, part: Part, state
 
 
 class _PartTask:
-    """Ray Data callable: runs parts; holds the stage's per-worker state when the stage has one."""
+    """Runs parts, as a Ray Data callable (tasks) or a Ray actor (``run_part``); holds the stage's
+    per-worker state when the stage has one."""
 
     def __init__(self, stage: Stage, cfg: StageConfig, run: str):
         self.stage, self.cfg, self.run = stage, cfg, as_path(run)
         self.state = stage.setup(cfg)
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        part = pickle.loads(row["part"])
+        return self.run_part(pickle.loads(row["part"]))
+
+    def run_part(self, part: Part) -> dict[str, Any]:
         try:
             stats = execute_part(self.stage, self.cfg, self.run, part, self.state)
         except UserError as err:
@@ -128,40 +134,80 @@ def _run_parts_on_ray(
     runtime: RuntimeConfig,
     progress: PartProgress,
 ) -> None:
-    import ray.data
-
-    from pipeline.ray_env import ensure_ray, remote_args
+    from pipeline.ray_env import ensure_ray
 
     ensure_ray(runtime)
-    items = [{"part": pickle.dumps(p)} for p in todo]
-    # One block per part costs the driver ~14 ms and ~11 KB each (hours at 500k parts); past MAX_BLOCKS a
-    # block holds several parts, still enough blocks to keep every worker of a large cluster busy.
-    dataset = ray.data.from_items(items, override_num_blocks=min(len(items), MAX_BLOCKS))
-    if stage.uses_actors:
-        workers = max(1, int(ray.available_resources().get("CPU", 1) // stage.cpus_per_part))
-        dataset = dataset.map(
-            _PartTask,
-            fn_constructor_args=(stage, cfg, str(run)),
-            # a fixed size: a pool growing from one actor leaves cores idle for the first parts
-            compute=ray.data.ActorPoolStrategy(
-                size=min(workers, len(todo)),
-                max_concurrent_calls_per_actor=stage.parts_per_actor,
-                enable_true_multi_threading=stage.parts_per_actor > 1,
-            ),
-            num_cpus=stage.cpus_per_part,
-            **remote_args(),
-        )
-    else:
-        task = _PartTask(stage, cfg, str(run))
-        dataset = dataset.map(task, num_cpus=stage.cpus_per_part, **remote_args())
+    rows = (
+        _run_on_actor_pool(stage, cfg, run, todo)
+        if stage.uses_actors
+        else _run_as_tasks(stage, cfg, run, todo)
+    )
     errors = []
-    for row in dataset.iter_rows():
+    for row in rows:
         if row["error"]:
             errors.append(row["error"])
         else:
             progress.advance(json.loads(row["stats"]))
     if errors:
         raise pickle.loads(errors[0])
+
+
+def _run_as_tasks(stage: Stage, cfg: StageConfig, run: AnyPath, todo: list[Part]) -> Iterator[dict[str, Any]]:
+    """Parts as a Ray Data map: Ray Data schedules, retries and spreads them over the cluster."""
+    import ray.data
+
+    from pipeline.ray_env import quiet_ray_data, remote_args
+
+    quiet_ray_data()
+    items = [{"part": pickle.dumps(p)} for p in todo]
+    # One block per part costs the driver ~14 ms and ~11 KB each (hours at 500k parts); past MAX_BLOCKS a
+    # block holds several parts, still enough blocks to keep every worker of a large cluster busy.
+    dataset = ray.data.from_items(items, override_num_blocks=min(len(items), MAX_BLOCKS))
+    task = _PartTask(stage, cfg, str(run))
+    yield from dataset.map(task, num_cpus=stage.cpus_per_part, **remote_args()).iter_rows()
+
+
+def _run_on_actor_pool(
+    stage: Stage, cfg: StageConfig, run: AnyPath, todo: list[Part]
+) -> Iterator[dict[str, Any]]:
+    """Parts on a fixed pool of Ray actors, each fed ``parts_per_actor`` parts at a time as it finishes
+    them. Plain Ray actors rather than Ray Data's actor pool: on the fetch benchmark (2 cores) Ray Data's
+    own actors (stats, autoscaling, actor locations), its import in every worker and its executor polling
+    in the driver cost ~6 CPU s per run and delayed the first part by seconds (see BENCHMARKS.md, fetch)."""
+    import ray
+
+    from pipeline.ray_env import remote_args
+
+    # a fixed size: a pool growing from one actor leaves cores idle for the first parts
+    workers = max(1, min(len(todo), int(ray.available_resources().get("CPU", 1) // stage.cpus_per_part)))
+    actor_class = ray.remote(
+        num_cpus=stage.cpus_per_part,
+        max_concurrency=stage.parts_per_actor,
+        # a worker that dies (killed, out of memory) is restarted, as often as a long crawl needs, and
+        # its part runs again; a part that kills every worker it meets fails the run after a few tries
+        # instead of looping for ever
+        max_restarts=-1,
+        max_task_retries=PART_RETRIES,
+        **remote_args(),
+    )(_PartTask)
+    # passed as values, not object refs: a restarted actor must not depend on an object that may be gone
+    actors = [actor_class.remote(stage, cfg, str(run)) for _ in range(workers)]
+    queue = deque(todo)
+    running: dict[Any, Any] = {}
+    for actor in actors:
+        for _ in range(stage.parts_per_actor):
+            if queue:
+                running[actor.run_part.remote(queue.popleft())] = actor
+    try:
+        while running:
+            ready, _ = ray.wait(list(running), num_returns=1)
+            actor = running.pop(ready[0])
+            if queue:
+                running[actor.run_part.remote(queue.popleft())] = actor
+            yield ray.get(ready[0])
+    finally:
+        for actor in actors:
+            ray.kill(actor)
 
 
 def _run_parts_locally(

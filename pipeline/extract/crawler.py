@@ -103,7 +103,9 @@ class Crawler:
         return aiohttp.ClientSession(
             connector=connector,
             headers={"User-Agent": cfg.user_agent, "Accept": "image/*"},
-            timeout=aiohttp.ClientTimeout(total=cfg.timeout_s),
+            # no timers of aiohttp's own: ``_attempt``'s deadline covers the whole request (one timer less
+            # per request, and a crawler's CPU per URL is what a fetch worker spends)
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=None, sock_read=None),
             trust_env=False,
             cookie_jar=aiohttp.DummyCookieJar(),  # a crawl keeps no state between requests
         )
@@ -208,6 +210,8 @@ class Crawler:
         declared = response.content_length
         if declared is not None and declared > limit:
             return FetchFailure(DropReason.TOO_LARGE, f"{declared} bytes > max_bytes {limit}")
+        if declared is not None:  # aiohttp reads no more than the declared length
+            return await response.read()
         chunks, size = [], 0
         async for chunk in response.content.iter_any():
             size += len(chunk)
