@@ -33,7 +33,7 @@ class Stage:
     outputs: ClassVar[dict[str, pa.Schema]]  # tables written per part; always includes "drops"
     upstream: ClassVar[tuple[str, ...]] = ()  # stage folders this stage reads
     # True: parts run on a fixed pool of long-lived Ray actors (``setup`` state, a model, is built once per
-    # actor, and a worker starts its next part without waiting for Ray Data to schedule a new task)
+    # actor, and a worker starts its next part without waiting for a new task to be scheduled)
     uses_actors: ClassVar[bool] = False
     # parts one actor runs at once (threads): >1 for stages that wait on servers and share a client
     parts_per_actor: ClassVar[int] = 1
