@@ -130,30 +130,56 @@ class PHashIndex:
         if key_range is not None:
             inside = (keys >= np.uint64(key_range[0])) & (keys < np.uint64(key_range[1]))
             keys, rows = keys[inside], rows[inside]
+        sorted_rows, starts, lengths, offset = [], [], [], 0
         for part_keys, part_rows, part_bits in _cache_partitions(keys, rows, self.table_bits(table)):
             part_keys, part_rows = _sort_by_key(part_keys, part_rows, part_bits)
-            yield from self._sorted_part_pairs(hashes[part_rows], part_keys, part_rows, table, chunk)
+            run_starts = np.flatnonzero(np.r_[True, part_keys[1:] != part_keys[:-1]])
+            run_lengths = np.diff(np.r_[run_starts, len(part_keys)])
+            several = run_lengths > 1
+            starts.append(run_starts[several] + offset)
+            lengths.append(run_lengths[several])
+            sorted_rows.append(part_rows)
+            offset += len(part_rows)
+        if not offset:
+            return
+        rows = np.concatenate(sorted_rows)
+        yield from self._run_pairs(
+            hashes[rows], rows, np.concatenate(starts), np.concatenate(lengths), table, chunk
+        )
 
-    def _sorted_part_pairs(
-        self, sorted_hashes: np.ndarray, keys: np.ndarray, rows: np.ndarray, table: int, chunk: int
+    def _run_pairs(
+        self,
+        sorted_hashes: np.ndarray,
+        rows: np.ndarray,
+        starts: np.ndarray,
+        lengths: np.ndarray,
+        table: int,
+        chunk: int,
     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """The owned pairs within the radius among hashes sorted by their key (``rows``: their indices)."""
-        by_remainder, counts = _run_offsets(keys)
-        # the left hashes in the order pairs are taken: each offset then reads a prefix, not a gather
-        left_hashes = sorted_hashes[by_remainder]
-        for d, count in enumerate(counts, start=1):
-            for lo in range(0, count, chunk):
-                hi = min(count, lo + chunk)  # beyond ``count``, p + d has left p's run
-                left = by_remainder[lo:hi]
-                dist = np.bitwise_count(left_hashes[lo:hi] ^ sorted_hashes[left + d])
-                near = np.flatnonzero(dist <= self.radius)
-                left, dist = left[near], dist[near].astype(np.int8)
-                if len(left) and self.keep < self.blocks:
-                    mine = self._owned(sorted_hashes[left], sorted_hashes[left + d], table)
-                    left, dist = left[mine], dist[mine]
-                if len(left):
-                    i, j = rows[left], rows[left + d]
-                    yield np.minimum(i, j), np.maximum(i, j), dist
+        """The owned pairs within the radius inside each run of equal keys (``sorted_hashes[starts[r]:
+        starts[r] + lengths[r]]``; ``rows``: the hashes' indices). Runs of one length are taken together as
+        a matrix (one row per run), and the pairs at offset d inside them are the matrix's columns
+        ``[:, :-d]`` against ``[:, d:]``: slices, not gathers per pair, and the work is proportional to the
+        number of pairs (1.4x faster than gathering each pair's partner, measured at 10M hashes)."""
+        for length in np.unique(lengths).tolist():
+            firsts = starts[lengths == length]
+            for lo in range(0, len(firsts), max(1, chunk // length)):  # at most ~chunk hashes at a time
+                first = firsts[lo : lo + max(1, chunk // length)]
+                block = sorted_hashes[first[:, None] + np.arange(length)]
+                for d in range(1, length):
+                    dist = np.bitwise_count(block[:, :-d] ^ block[:, d:])
+                    near = np.flatnonzero(dist <= self.radius)
+                    if not len(near):
+                        continue
+                    run, at = np.divmod(near, length - d)
+                    left = first[run] + at
+                    dist = dist.ravel()[near].astype(np.int8)
+                    if self.keep < self.blocks:
+                        mine = self._owned(sorted_hashes[left], sorted_hashes[left + d], table)
+                        left, dist = left[mine], dist[mine]
+                    for k in range(0, len(left), chunk):
+                        i, j = rows[left[k : k + chunk]], rows[left[k : k + chunk] + d]
+                        yield np.minimum(i, j), np.maximum(i, j), dist[k : k + chunk]
 
     def all_pairs(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every pair within the radius, each once (all tables, in this process)."""
@@ -195,27 +221,3 @@ def _sort_by_key(keys: np.ndarray, rows: np.ndarray, key_bits: int) -> tuple[np.
         high = (keys[order] >> np.uint64(16)).astype(np.uint16)
         order = order[np.argsort(high, kind="stable")]
     return keys[order], rows[order]
-
-
-def _run_offsets(keys: np.ndarray) -> tuple[np.ndarray, list[int]]:
-    """The pairs (p, p + d), p < p + d, inside each run of equal sorted keys, as ``(by_remainder,
-    counts)``: for offset d (1, 2, ...) they are ``p in by_remainder[:counts[d - 1]]``.
-
-    The pairs (p, p + d) inside a run are those whose run has at least d more elements after p; ordering
-    positions by that remainder makes each offset's pairs one prefix, so the work is proportional to the
-    number of pairs, not to (longest run) x n.
-    """
-    n = len(keys)
-    if n < 2:
-        return np.zeros(0, np.int64), []
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-    lengths = np.diff(np.r_[starts, n])
-    run_of = np.repeat(np.arange(len(starts)), lengths)
-    remainder = (starts + lengths)[run_of] - np.arange(n) - 1  # elements after p in its run
-    # a narrow integer type makes the stable sort a radix sort
-    narrow = np.int16 if remainder.max() < np.iinfo(np.int16).max else np.int64
-    by_remainder = np.argsort((-remainder).astype(narrow), kind="stable")
-    sorted_rem = remainder[by_remainder]
-    offsets = np.arange(1, int(sorted_rem[0]) + 1)
-    counts = np.searchsorted(-sorted_rem, -offsets, side="right")  # positions with remainder >= d
-    return by_remainder, counts.tolist()
