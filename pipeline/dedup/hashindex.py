@@ -126,10 +126,12 @@ class PHashIndex:
         """
         hashes = np.ascontiguousarray(hashes, dtype=np.uint64)
         keys = self.key(hashes, table)
-        rows = np.arange(len(hashes), dtype=np.int64)
+        if self.table_bits(table) <= 32:  # half the bytes to move in the partition and sort
+            keys = keys.astype(np.uint32)
+        rows = None  # every hash, in order
         if key_range is not None:
             inside = (keys >= np.uint64(key_range[0])) & (keys < np.uint64(key_range[1]))
-            keys, rows = keys[inside], rows[inside]
+            keys, rows = keys[inside], np.flatnonzero(inside)
         sorted_rows, starts, lengths, offset = [], [], [], 0
         for part_keys, part_rows, part_bits in _cache_partitions(keys, rows, self.table_bits(table)):
             part_keys, part_rows = _sort_by_key(part_keys, part_rows, part_bits)
@@ -163,8 +165,9 @@ class PHashIndex:
         number of pairs (1.4x faster than gathering each pair's partner, measured at 10M hashes)."""
         for length in np.unique(lengths).tolist():
             firsts = starts[lengths == length]
-            for lo in range(0, len(firsts), max(1, chunk // length)):  # at most ~chunk hashes at a time
-                first = firsts[lo : lo + max(1, chunk // length)]
+            per_block = max(1, chunk // length)  # runs taken at a time: ~chunk hashes (smaller: no faster)
+            for lo in range(0, len(firsts), per_block):
+                first = firsts[lo : lo + per_block]
                 block = sorted_hashes[first[:, None] + np.arange(length)]
                 for d in range(1, length):
                     dist = np.bitwise_count(block[:, :-d] ^ block[:, d:])
@@ -191,19 +194,20 @@ class PHashIndex:
 
 
 def _cache_partitions(
-    keys: np.ndarray, rows: np.ndarray, key_bits: int
+    keys: np.ndarray, rows: np.ndarray | None, key_bits: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
     """Split a table into parts of about ``_PARTITION`` hashes by the low bits of their keys, so that each
     part is sorted and scanned inside the CPU cache. Equal keys share their low bits, so no pair spans two
-    parts. Yields ``(keys without those bits, rows, bits left)``; the shorter keys also sort faster."""
+    parts. Yields ``(keys without those bits, rows, bits left)``; the shorter keys also sort faster.
+    ``rows``: the keys' indices (None: 0, 1, 2 ...)."""
     split_bits = min(8, key_bits, max(0, int(np.ceil(np.log2(max(1, len(keys)) / _PARTITION)))))
     if split_bits == 0:
-        yield keys, rows, key_bits
+        yield keys, np.arange(len(keys), dtype=np.int64) if rows is None else rows, key_bits
         return
-    low = (keys & np.uint64((1 << split_bits) - 1)).astype(np.uint8)
+    low = (keys & ((1 << split_bits) - 1)).astype(np.uint8)
     order = np.argsort(low, kind="stable")  # radix sort: a stable sort of 8-bit integers
     bounds = np.r_[0, np.cumsum(np.bincount(low, minlength=1 << split_bits))]
-    keys, rows = keys[order] >> np.uint64(split_bits), rows[order]
+    keys, rows = keys[order] >> split_bits, order if rows is None else rows[order]
     for lo, hi in pairwise(bounds):
         if hi - lo > 1:
             yield keys[lo:hi], rows[lo:hi], key_bits - split_bits
@@ -216,8 +220,8 @@ def _sort_by_key(keys: np.ndarray, rows: np.ndarray, key_bits: int) -> tuple[np.
     if key_bits > 32:
         order = np.argsort(keys, kind="stable")
         return keys[order], rows[order]
-    order = np.argsort((keys & np.uint64(0xFFFF)).astype(np.uint16), kind="stable")
+    order = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
     if key_bits > 16:
-        high = (keys[order] >> np.uint64(16)).astype(np.uint16)
+        high = (keys[order] >> 16).astype(np.uint16)
         order = order[np.argsort(high, kind="stable")]
     return keys[order], rows[order]
