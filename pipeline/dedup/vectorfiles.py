@@ -65,9 +65,10 @@ def complete(stage_dir: AnyPath) -> bool:
 
 
 def write(run: AnyPath, cfg: DedupConfig, stage_dir: str, threads: int | None = None) -> None:
-    """Write the files (see the module docstring); runs as a task, given ``threads`` cores for faiss."""
-    if threads is not None:
-        faiss.omp_set_num_threads(threads)
+    """Write the files (see the module docstring); runs as a task, given ``threads`` cores: that many
+    threads decode the vectors and place them in cells, each calling faiss with one thread."""
+    threads = threads or 1
+    faiss.omp_set_num_threads(1)  # training runs on one: its steps are too small to share
     run, out = as_path(run), as_path(stage_dir)
     ids = read_table(run, "embed", "embeddings", columns=["image_id"]).column("image_id").combine_chunks()
     images = read_table(run, "extract", "images", columns=["image_id", "phash"])
@@ -78,7 +79,7 @@ def write(run: AnyPath, cfg: DedupConfig, stage_dir: str, threads: int | None = 
     del images, order
     dim = 0
     with open_output(out / VECTORS) as output:
-        for block in _vector_blocks(run, threads or 1):
+        for block in _vector_blocks(run, threads):
             if not dim:
                 dim = block.shape[1]
                 _npy_header(output.writer, (len(ids), dim))
@@ -86,7 +87,9 @@ def write(run: AnyPath, cfg: DedupConfig, stage_dir: str, threads: int | None = 
         if not dim:
             _npy_header(output.writer, (0, 0))
     if len(ids) > cfg.vector_exact_below:
-        index = VectorIndex(load_npy(out / VECTORS), nprobe=cfg.nprobe, exact_below=cfg.vector_exact_below)
+        index = VectorIndex(
+            load_npy(out / VECTORS), nprobe=cfg.nprobe, exact_below=cfg.vector_exact_below, threads=threads
+        )
         with open_output(out / CELLS) as output:
             np.save(output.writer, index.probes)
         for name, array in index.cell_layout().items():
