@@ -14,15 +14,18 @@ about ``cell_size`` vectors (an inverted file) and joined cell by cell:
 - the centroids come from two-level k-means (``sqrt(cells)`` coarse clusters, each split in proportion
   to its share of the sample), so training grows as ``cells ** 1.5`` on a small sample, not ``cells ** 2``;
 - every vector is stored in its nearest cell and probes its ``nprobe`` nearest cells; a pair is found
-  when either vector probes the other's cell;
+  when either vector probes the other's cell. Past ``assign_exact_cells`` cells, a vector's cells are
+  searched among the cells of its ``assign_probe`` nearest coarse clusters only (a faiss inverted file
+  over the cells); ``threads`` threads place batches of vectors, each on one faiss thread;
 - the join runs per cell: the vectors probing a cell times the vectors stored in it is one matrix
   product (BLAS), so each cell is read once per cell instead of once per query.
 
 With a fixed cell size the join grows as ``n * nprobe * cell_size * d`` (linear in n); assigning vectors
-to cells grows as ``n * (n / cell_size) * assign_dims``, a small quadratic term (measured in
-``benchmarks/dedup.py``). Memory per worker: the input vectors, the probe lists (8 x nprobe bytes per
-vector), the projected training sample, and one cell's product (``nprobe * cell_size ** 2`` floats,
-~2 MB at the defaults); vectors are converted to float32 one batch or one cell at a time. Queries are
+to cells grows as ``n * (n / cell_size) * assign_dims`` up to ``assign_exact_cells`` cells (measured in
+``benchmarks/dedup.py``), as ``n * sqrt(n / cell_size) * assign_dims`` past it. Memory per worker: the
+input vectors, the probe lists (8 x nprobe bytes per vector), the projected training sample, and one
+cell's product (``nprobe * cell_size ** 2`` floats, ~2 MB at the defaults); vectors are converted to
+float32 one batch or one cell at a time. Queries are
 independent, so workers split them by row range; they share one assignment of the collection to cells
 by passing the ``probes`` of a first build (the dedup stage builds it once, in ``prepare``).
 """
@@ -292,7 +295,7 @@ class _TwoLevelSearch:
     ``n * sqrt(n)``, not ``n ** 2``. The cells are the "database" of a faiss inverted file whose lists are
     the coarse clusters: faiss scans the probed lists and keeps the top ``k`` in one pass per vector
     (a flat search per coarse cluster followed by a merge did the same work at 1.3x the CPU time, measured
-    at 10M). A near duplicate's cells lie in the same or neighbouring coarse clusters; the cells missed
+    with the 39k cells of 10M images). A near duplicate's cells lie in the same or neighbouring coarse clusters; the cells missed
     cost some vector-index recall (measured in ``benchmarks/scale.py``)."""
 
     def __init__(self, centroids: np.ndarray, coarse: np.ndarray, probe: int):
