@@ -295,8 +295,8 @@ class _TwoLevelSearch:
     ``n * sqrt(n)``, not ``n ** 2``. The cells are the "database" of a faiss inverted file whose lists are
     the coarse clusters: faiss scans the probed lists and keeps the top ``k`` in one pass per vector
     (a flat search per coarse cluster followed by a merge did the same work at 1.3x the CPU time, measured
-    with the 39k cells of 10M images). A near duplicate's cells lie in the same or neighbouring coarse clusters; the cells missed
-    cost some vector-index recall (measured in ``benchmarks/scale.py``)."""
+    with the 39k cells of 10M images). A near duplicate's cells lie in the same or neighbouring coarse
+    clusters; the cells missed cost some vector-index recall (measured in ``benchmarks/scale.py``)."""
 
     def __init__(self, centroids: np.ndarray, coarse: np.ndarray, probe: int):
         quantizer = faiss.IndexFlatIP(coarse.shape[1])
