@@ -63,7 +63,7 @@ class VectorIndex:
     # coarse clusters only (see ``_TwoLevelSearch``), not among all cells
     assign_exact_cells: int = 8192
     assign_probe: int = 6
-    threads: int = 1  # threads assigning rows to cells
+    threads: int | None = None  # threads placing rows in cells (None: as many as faiss would use)
     seed: int = 0
     exact: faiss.Index | None = field(init=False, repr=False, default=None)
     # the cells of every row, nearest first (column 0: where it is stored); give the ``probes`` of an
@@ -136,7 +136,7 @@ class VectorIndex:
         # batches are independent: ``threads`` threads take one each, every faiss call on one thread (faiss
         # releases the GIL). faiss's own threads wait on each other at every step, which on a loaded
         # machine cost 3x the time of one thread; threads that share nothing do not wait
-        with ThreadPoolExecutor(self.threads) as pool:
+        with ThreadPoolExecutor(self.threads or faiss.omp_get_max_threads()) as pool:
             starts = range(0, n, batch)
             for lo, found in zip(starts, pool.map(place, starts), strict=True):
                 probes[lo : lo + batch] = found
