@@ -13,11 +13,14 @@ Each pair is *owned* by the first table whose key it shares (the combination of 
 equal blocks), so a pair is reported once however many tables it matches: tables and key ranges can be
 processed by separate workers without a global de-duplication step.
 
-Each table is split by the low bits of its keys into parts of about 32k hashes that are sorted and scanned
-inside the CPU cache: at a million hashes this halves the time of a table against one sort of the whole.
+Each table is split by the low bits of its keys into parts of about 32k hashes that are sorted inside the
+CPU cache: at a million hashes this halves the time of a table against one sort of the whole. The runs of
+equal keys are then compared by length, all runs of one length at once (``_run_pairs``). At 10M hashes
+the candidate pairs (about n^2 / 2^18 per table) take half of a table's time, its O(n) keys and sort
+the other half.
 
-Memory per worker: the hashes (8 bytes per image) plus one table's keys and sort order (16 bytes per
-image), plus pair arrays bounded by ``chunk`` pairs at a time.
+Memory per worker: the hashes (8 bytes per image) plus one table's keys, sort order and sorted hashes
+(~28 bytes per image), plus pair arrays bounded by ``chunk`` pairs at a time.
 """
 
 from __future__ import annotations
