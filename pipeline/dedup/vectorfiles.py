@@ -12,10 +12,10 @@ Inputs: ``RUN/embed/embeddings`` and ``RUN/extract/images`` (``image_id``, ``pha
 - ``_vector_ids.arrow``: each row's ``image_id`` and ``phash`` (null: no image row), Arrow IPC, written
   last: its presence means the three are complete (a killed prepare is redone from the start).
 
-Memory of the task: the ids of both tables and one join of them (~250 bytes per image), a batch of
-vectors, and the index's assignment and layout (the probe lists and their sort, ~3 x 8 x nprobe bytes
-per vector). Nothing here holds
-the collection's vectors in memory: they are mapped from ``_vectors.npy``.
+Memory of the task: the ids of both tables and one join of them (~250 bytes per image), the vectors of
+``threads + 1`` embeddings part files while decoding, then one batch of vectors per thread while placing
+them, and the index's assignment and layout (the probe lists and their sort, ~3 x 8 x nprobe bytes per
+vector). Nothing here holds the collection's vectors in memory: they are mapped from ``_vectors.npy``.
 """
 
 from __future__ import annotations
