@@ -259,22 +259,27 @@ def report(figures: dict[str, dict[str, dict]]) -> str:
 
 NOTES = """Measured on a shared machine: the finalize and manifest rows as before (2026-12-04, with a test run
 on the same cores; most of each finalize is fixed cost, Ray start-up, task scheduling, one map task per
-256 parts, so its time grows less than the collection here); the dedup rows on 2026-12-04, 1M at load
-average 5-19 (other engineers' test suites on the same 2 cores: its time is about twice a quiet run's),
-10M at load average 2-7. The driver's peak
-RSS is Ray's client and the imports; it does not grow with the collection (dedup: 268 MB at 1M, 277 MB
+256 parts, so its time grows less than the collection here); the dedup rows on 2026-12-05 at load
+average 1.4-3.3 (other engineers' tests on the same 2 cores). The driver's peak
+RSS is Ray's client and the imports; it does not grow with the collection (dedup: 268 MB at 1M, 279 MB
 at 10M; peak RSS is ``VmHWM``, since ``ru_maxrss`` carries the synthesizing parent's peak into the step).
 
-Dedup of 10M images took 868 s, over the 600 s goal. Where it went: *prepare*, one task, 470 s (54%):
-writing the vector files (~2 min: joining ids with hashes, 5 GB of vectors), training the cells and
-placing 10M vectors in them with the two-level search (~5.5 min on the 2 faiss threads of one task);
-the parts, 671 CPU-seconds on 2 cores (the hash index's 165 tables 328, the cell join 264, within-group
-pairs 79); the global step 53 s. The next steps: place vectors in parallel tasks by row range (the
-centroids are trained once), and shorten the hash tables' per-table O(n) work. The vector index alone
-finds 0.911 of the planted pairs at 10M (0.989 at 1M, where every vector is compared with every cell):
-the two-level placement (past 8,192 cells) costs recall; every planted pair is still found, by the hash
-index (image recall 0.99998). Driver RSS slope 0.01 and time slope 0.95 meet their goals; the time slope
-is flattered by the loaded 1M run."""
+Dedup of 10M images took 481 s, under the 600 s goal (868 s on 2026-12-04, before the changes below).
+Where it goes: *prepare*, one task with both cores, 129 s (470 s before): the vector files (5 GB,
+decoded from parquet two part files at a time, ~50 s), then training the 39k cells on a sample (one
+thread) and placing 10M vectors in their 8 nearest cells (~80 s); the parts, 570 CPU-seconds on 2 cores
+(the hash index's 165 tables 233, the cell join 280, within-group pairs 57); the global step 56 s.
+What changed: placement ran on faiss's two OpenMP threads, which wait for each other at every step and
+stall whenever another process takes a core (~5.5 min); now each thread places its own batches with one
+faiss thread, and finds a vector's 8 cells with one faiss inverted-file search over the cells of its 6
+nearest coarse clusters instead of a flat search per coarse cluster and a merge (the same cells, 1.3x
+less CPU); training runs on one thread, so the cells no longer depend on the core count. The hash
+tables compare the runs of equal keys by length, as matrix slices, with 32-bit keys (328 -> 233
+CPU-seconds); the groups parts hash their own images' ids, not the collection's (79 -> 57). The vector
+index alone finds 0.911 of the planted pairs at 10M (0.989 at 1M, where every vector is compared with
+every cell): placing among the cells of the 6 nearest coarse clusters (past 8,192 cells) costs recall;
+every planted pair is still found, by the hash index (image recall 0.99998). Driver RSS slope 0.02 and
+time slope 1.03 meet their goals."""
 
 SHARD_NOTES = """\
 Shard planning, 2026-12-05 (1M at load average 2.2, 10M at 3.5: other engineers' unlocked tests on the

@@ -90,8 +90,7 @@ def within_groups(
     if cfg.min_cosine is None or cfg.combine == "and" or not len(vector_ids):
         return empty
     lists = groups.combine_chunks() if isinstance(groups, pa.ChunkedArray) else groups
-    rows = pc.index_in(pc.list_flatten(lists), value_set=vector_ids.combine_chunks())
-    rows = rows.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    rows = _rows_of(pc.list_flatten(lists), vector_ids)
     parent = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False).astype(np.int64)
     usable = rows >= 0
     usable[usable] = known[rows[usable]]
@@ -127,6 +126,20 @@ def within_groups(
 
 
 _CHUNK = 4096  # pairs whose cosines are computed at once
+
+
+def _rows_of(ids: pa.Array, vector_ids: pa.ChunkedArray) -> np.ndarray:
+    """Row of each of ``ids`` in ``vector_ids`` (its first, -1: none). The hash table holds the distinct
+    ``ids`` (one part's images) and the collection's ids are looked up in it, never the other way round:
+    a table of the whole collection's ids, built in every part, took 2x the CPU time (10M images, a part of
+    240k groups: 3.7-6.9 s against 1.7-2.4 s)."""
+    distinct = pc.unique(ids)
+    where = pc.index_in(vector_ids, value_set=distinct).fill_null(-1).to_numpy(zero_copy_only=False)
+    found = np.flatnonzero(where >= 0)
+    values, first = np.unique(where[found], return_index=True)
+    row_of = np.full(len(distinct), -1, dtype=np.int64)
+    row_of[values] = found[first]
+    return row_of[pc.index_in(ids, value_set=distinct).to_numpy(zero_copy_only=False)]
 
 
 def _rows32(vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:

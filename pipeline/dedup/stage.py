@@ -101,7 +101,8 @@ class DedupStage(Stage):
         """The vector files (vectorfiles.py), written once for every vector and groups part, in a task."""
         stage_dir = run / self.name
         if self._searches_vectors(cfg, run) and not vectorfiles.complete(stage_dir):
-            # the parts wait for it: one task with the cores of a whole node (faiss's threads)
+            # the parts wait for it: one task with the cores of a whole node (its threads decode and place
+            # the vectors)
             threads = node_cpus()
             run_tasks(vectorfiles.write, [(str(run), cfg, str(stage_dir), threads)], num_cpus=threads)
 

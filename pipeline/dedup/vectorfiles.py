@@ -12,14 +12,17 @@ Inputs: ``RUN/embed/embeddings`` and ``RUN/extract/images`` (``image_id``, ``pha
 - ``_vector_ids.arrow``: each row's ``image_id`` and ``phash`` (null: no image row), Arrow IPC, written
   last: its presence means the three are complete (a killed prepare is redone from the start).
 
-Memory of the task: the ids of both tables and one join of them (~250 bytes per image), a batch of
-vectors, and the index's assignment and layout (the probe lists and their sort, ~3 x 8 x nprobe bytes
-per vector). Nothing here holds
-the collection's vectors in memory: they are mapped from ``_vectors.npy``.
+Memory of the task: the ids of both tables and one join of them (~250 bytes per image), the vectors of
+``threads + 1`` embeddings part files while decoding, then one batch of vectors per thread while placing
+them, and the index's assignment and layout (the probe lists and their sort, ~3 x 8 x nprobe bytes per
+vector). Nothing here holds the collection's vectors in memory: they are mapped from ``_vectors.npy``.
 """
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,8 +31,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from manifests.storage import AnyPath, as_path, is_remote, load_npy, open_output
-from manifests.tables import iter_batches, read_table
+from manifests.storage import AnyPath, as_path, is_remote, load_npy, open_output, parquet_file
+from manifests.tables import part_files, read_table
 from pipeline.dedup.config import DedupConfig
 from pipeline.dedup.vectorindex import VectorIndex
 
@@ -62,9 +65,10 @@ def complete(stage_dir: AnyPath) -> bool:
 
 
 def write(run: AnyPath, cfg: DedupConfig, stage_dir: str, threads: int | None = None) -> None:
-    """Write the files (see the module docstring); runs as a task, given ``threads`` cores for faiss."""
-    if threads is not None:
-        faiss.omp_set_num_threads(threads)
+    """Write the files (see the module docstring); runs as a task, given ``threads`` cores: that many
+    threads decode the vectors and place them in cells, each calling faiss with one thread."""
+    threads = threads or 1
+    faiss.omp_set_num_threads(1)  # training runs on one: its steps are too small to share
     run, out = as_path(run), as_path(stage_dir)
     ids = read_table(run, "embed", "embeddings", columns=["image_id"]).column("image_id").combine_chunks()
     images = read_table(run, "extract", "images", columns=["image_id", "phash"])
@@ -75,16 +79,17 @@ def write(run: AnyPath, cfg: DedupConfig, stage_dir: str, threads: int | None = 
     del images, order
     dim = 0
     with open_output(out / VECTORS) as output:
-        for batch in iter_batches(run, "embed", "embeddings", columns=["vector"], batch_size=65536):
-            column = batch.column(0)
+        for block in _vector_blocks(run, threads):
             if not dim:
-                dim = column.type.list_size
+                dim = block.shape[1]
                 _npy_header(output.writer, (len(ids), dim))
-            output.writer.write(column.flatten().to_numpy(zero_copy_only=False).astype(np.float16).tobytes())
+            output.writer.write(block.tobytes())
         if not dim:
             _npy_header(output.writer, (0, 0))
     if len(ids) > cfg.vector_exact_below:
-        index = VectorIndex(load_npy(out / VECTORS), nprobe=cfg.nprobe, exact_below=cfg.vector_exact_below)
+        index = VectorIndex(
+            load_npy(out / VECTORS), nprobe=cfg.nprobe, exact_below=cfg.vector_exact_below, threads=threads
+        )
         with open_output(out / CELLS) as output:
             np.save(output.writer, index.probes)
         for name, array in index.cell_layout().items():
@@ -93,6 +98,26 @@ def write(run: AnyPath, cfg: DedupConfig, stage_dir: str, threads: int | None = 
     rows = pa.table({"image_id": ids, "phash": joined.column("phash")}, schema=_ROWS)
     with open_output(out / IDS) as output, pa.ipc.new_file(output.writer, _ROWS) as ipc:
         ipc.write_table(rows)
+
+
+def _vector_blocks(run: AnyPath, threads: int) -> Iterator[np.ndarray]:
+    """Each part file's vectors (float16 ``(rows, dim)``), in part order, ``threads`` files decoded at a
+    time: decoding parquet's float16 lists is most of the cost (~10 s per million 256-d vectors, one
+    core) and releases the GIL. At most ``threads + 1`` files' vectors are held at once."""
+    with ThreadPoolExecutor(threads) as pool:
+        pending: deque[Future[np.ndarray]] = deque()
+        for path in part_files(run, "embed", "embeddings"):
+            pending.append(pool.submit(_decode_vectors, path))
+            if len(pending) > threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _decode_vectors(path: AnyPath) -> np.ndarray:
+    column = parquet_file(path).read(columns=["vector"], use_threads=False).column(0).combine_chunks()
+    values = column.flatten().to_numpy(zero_copy_only=False).astype(np.float16, copy=False)
+    return values.reshape(len(column), column.type.list_size)
 
 
 def _npy_header(writer: Any, shape: tuple[int, int]) -> None:

@@ -14,15 +14,18 @@ about ``cell_size`` vectors (an inverted file) and joined cell by cell:
 - the centroids come from two-level k-means (``sqrt(cells)`` coarse clusters, each split in proportion
   to its share of the sample), so training grows as ``cells ** 1.5`` on a small sample, not ``cells ** 2``;
 - every vector is stored in its nearest cell and probes its ``nprobe`` nearest cells; a pair is found
-  when either vector probes the other's cell;
+  when either vector probes the other's cell. Past ``assign_exact_cells`` cells, a vector's cells are
+  searched among the cells of its ``assign_probe`` nearest coarse clusters only (a faiss inverted file
+  over the cells); ``threads`` threads place batches of vectors, each on one faiss thread;
 - the join runs per cell: the vectors probing a cell times the vectors stored in it is one matrix
   product (BLAS), so each cell is read once per cell instead of once per query.
 
 With a fixed cell size the join grows as ``n * nprobe * cell_size * d`` (linear in n); assigning vectors
-to cells grows as ``n * (n / cell_size) * assign_dims``, a small quadratic term (measured in
-``benchmarks/dedup.py``). Memory per worker: the input vectors, the probe lists (8 x nprobe bytes per
-vector), the projected training sample, and one cell's product (``nprobe * cell_size ** 2`` floats,
-~2 MB at the defaults); vectors are converted to float32 one batch or one cell at a time. Queries are
+to cells grows as ``n * (n / cell_size) * assign_dims`` up to ``assign_exact_cells`` cells (measured in
+``benchmarks/dedup.py``), as ``n * sqrt(n / cell_size) * assign_dims`` past it. Memory per worker: the
+input vectors, the probe lists (8 x nprobe bytes per vector), the projected training sample, and one
+cell's product (``nprobe * cell_size ** 2`` floats, ~2 MB at the defaults); vectors are converted to
+float32 one batch or one cell at a time. Queries are
 independent, so workers split them by row range; they share one assignment of the collection to cells
 by passing the ``probes`` of a first build (the dedup stage builds it once, in ``prepare``).
 """
@@ -30,8 +33,8 @@ by passing the ``probes`` of a first build (the dedup stage builds it once, in `
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import pairwise
 
 import faiss
 import numpy as np
@@ -60,6 +63,7 @@ class VectorIndex:
     # coarse clusters only (see ``_TwoLevelSearch``), not among all cells
     assign_exact_cells: int = 8192
     assign_probe: int = 6
+    threads: int | None = None  # threads placing rows in cells (None: as many as faiss would use)
     seed: int = 0
     exact: faiss.Index | None = field(init=False, repr=False, default=None)
     # the cells of every row, nearest first (column 0: where it is stored); give the ``probes`` of an
@@ -87,7 +91,7 @@ class VectorIndex:
         elif len(self.probes) != n:
             raise ValueError(f"probes for {len(self.probes)} vectors given with {n} vectors")
         home = self.probes[:, 0]
-        self.cell_order = np.argsort(home, kind="stable")
+        self.cell_order = _argsort_cells(home)
         self.cell_bounds = np.searchsorted(home[self.cell_order], np.arange(int(home.max()) + 2))
 
     def cell_layout(self) -> dict[str, np.ndarray]:
@@ -98,7 +102,7 @@ class VectorIndex:
             return self.layout
         assert self.probes is not None and self.cell_order is not None and self.cell_bounds is not None
         probed = self.probes.ravel()
-        by_cell = np.argsort(probed, kind="stable")
+        by_cell = _argsort_cells(probed)
         return {
             "members": self.cell_order,
             "member_bounds": self.cell_bounds,
@@ -115,19 +119,27 @@ class VectorIndex:
             np.sort(rng.choice(n, size=min(n, self.train_per_cell * cells), replace=False))
         )
         project = self._projection(sample)
-        centroids, coarse, bounds = _two_level_kmeans(
-            project(sample), cells, self.train_iterations, self.seed
-        )
+        centroids, coarse = _two_level_kmeans(project(sample), cells, self.train_iterations, self.seed)
         nprobe = min(self.nprobe, len(centroids))
         # a flat search is fastest in small batches (measured at 1M: 17 s at 8,192 rows, 22 s at 65,536);
         # the two-level one needs large ones, so that each coarse cluster gets many rows at a time
         if len(centroids) > self.assign_exact_cells:
-            nearest, batch = _TwoLevelSearch(centroids, coarse, bounds, self.assign_probe), _ASSIGN_BATCH
+            nearest, batch = _TwoLevelSearch(centroids, coarse, self.assign_probe), _ASSIGN_BATCH
         else:
             nearest, batch = _FlatSearch(centroids), _BATCH
         probes = np.empty((n, nprobe), dtype=np.int64)
-        for lo in range(0, n, batch):
-            probes[lo : lo + batch] = nearest(project(self._float32(slice(lo, lo + batch))), nprobe)
+
+        def place(lo: int) -> np.ndarray:
+            faiss.omp_set_num_threads(1)  # this thread's faiss calls (OpenMP's setting is per thread)
+            return nearest(project(self._float32(slice(lo, lo + batch))), nprobe)
+
+        # batches are independent: ``threads`` threads take one each, every faiss call on one thread (faiss
+        # releases the GIL). faiss's own threads wait on each other at every step, which on a loaded
+        # machine cost 3x the time of one thread; threads that share nothing do not wait
+        with ThreadPoolExecutor(self.threads or faiss.omp_get_max_threads()) as pool:
+            starts = range(0, n, batch)
+            for lo, found in zip(starts, pool.map(place, starts), strict=True):
+                probes[lo : lo + batch] = found
         return probes
 
     def _projection(self, sample: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
@@ -225,29 +237,42 @@ class VectorIndex:
         return probing[q], members[m], sims.ravel()[hits]
 
 
-def _two_level_kmeans(
-    x: np.ndarray, cells: int, iterations: int, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _argsort_cells(cells: np.ndarray) -> np.ndarray:
+    """A stable argsort of cell numbers as 16-bit digits: numpy sorts 16-bit integers by radix, ~5x faster
+    than its stable sort of int64 (the 80M probes of 10M vectors: 14 s)."""
+    order = np.argsort(cells.astype(np.uint16), kind="stable")
+    high = cells >> 16
+    if high.any():  # more than 65,536 cells: a second digit (least significant first keeps it stable)
+        order = order[np.argsort(high[order].astype(np.uint16), kind="stable")]
+    return order
+
+
+def _two_level_kmeans(x: np.ndarray, cells: int, iterations: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """About ``cells`` centroids of ``x``: ``sqrt(cells)`` coarse clusters, each split by its own k-means
     into a share of the cells proportional to its share of ``x`` (faiss.contrib's two-level clustering,
-    without its fixed iteration counts). Returns the fine centroids (those of one coarse cluster are
-    consecutive), the coarse centroids, and the bounds of each coarse cluster's fine centroids."""
+    without its fixed iteration counts). Returns the fine centroids and the coarse centroids."""
     coarse_k = max(1, min(len(x), int(np.sqrt(cells))))
     coarse = _kmeans(x, coarse_k, iterations, seed)
     _, assigned = coarse.index.search(x, 1)
     assigned = assigned[:, 0]
     counts = np.bincount(assigned, minlength=coarse_k)
     fine_k = np.diff(np.r_[0, np.floor(np.cumsum(counts) * cells / len(x)).astype(np.int64)])
-    centroids, sizes = [], []
-    for cluster in range(coarse_k):
-        points = x[assigned == cluster]
-        k = min(len(points), max(1, int(fine_k[cluster])))
-        sizes.append(k)
-        if k == 0:
-            continue
-        centroids.append(points if k == len(points) else _kmeans(points, k, iterations, seed).centroids)
+    centroids = []
+    # each split is small (~sqrt(cells) centroids over a few thousand points): faiss's threads only wait
+    # on each other there (2 threads: 34 s for the 197 splits of 10M images' cells, 1 thread: 6 s)
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        for cluster in range(coarse_k):
+            points = x[assigned == cluster]
+            k = min(len(points), max(1, int(fine_k[cluster])))
+            if k == 0:
+                continue
+            centroids.append(points if k == len(points) else _kmeans(points, k, iterations, seed).centroids)
+    finally:
+        faiss.omp_set_num_threads(threads)
     fine = np.ascontiguousarray(np.vstack(centroids), dtype=np.float32)
-    return fine, np.ascontiguousarray(coarse.centroids, dtype=np.float32), np.r_[0, np.cumsum(sizes)]
+    return fine, np.ascontiguousarray(coarse.centroids, dtype=np.float32)
 
 
 class _FlatSearch:
@@ -267,38 +292,26 @@ class _FlatSearch:
 class _TwoLevelSearch:
     """The nearest cells of each vector among the cells of its ``probe`` nearest coarse clusters: a vector
     is compared with ``sqrt(cells) * (1 + probe)`` centroids instead of ``cells``, so assigning grows as
-    ``n * sqrt(n)``, not ``n ** 2``. A near duplicate's cells lie in the same or neighbouring coarse
+    ``n * sqrt(n)``, not ``n ** 2``. The cells are the "database" of a faiss inverted file whose lists are
+    the coarse clusters: faiss scans the probed lists and keeps the top ``k`` in one pass per vector
+    (a flat search per coarse cluster followed by a merge did the same work at 1.3x the CPU time, measured
+    with the 39k cells of 10M images). A near duplicate's cells lie in the same or neighbouring coarse
     clusters; the cells missed cost some vector-index recall (measured in ``benchmarks/scale.py``)."""
 
-    def __init__(self, centroids: np.ndarray, coarse: np.ndarray, bounds: np.ndarray, probe: int):
-        self.bounds = bounds
-        self.fine = [_FlatSearch(centroids[lo:hi]) for lo, hi in pairwise(bounds)]
-        self.coarse = _FlatSearch(coarse)
-        self.probe = min(probe, len(coarse))
+    def __init__(self, centroids: np.ndarray, coarse: np.ndarray, probe: int):
+        quantizer = faiss.IndexFlatIP(coarse.shape[1])
+        quantizer.add(coarse)
+        self.index = faiss.IndexIVFFlat(quantizer, coarse.shape[1], len(coarse), faiss.METRIC_INNER_PRODUCT)
+        self.index.is_trained = True  # the lists are the coarse clusters already trained
+        self.index.add(centroids)  # each cell goes to its nearest coarse cluster's list; ids: cell numbers
+        self.index.nprobe = min(probe, len(coarse))
+        self.quantizer = quantizer  # the inverted file refers to it: keep it alive
 
     def __call__(self, x: np.ndarray, k: int) -> np.ndarray:
-        n, probe = len(x), self.probe
-        top = self.coarse(x, probe)  # (n, probe): each vector's nearest coarse clusters
-        sims = np.full((n, probe * k), -np.inf, dtype=np.float32)
-        cells = np.zeros((n, probe * k), dtype=np.int64)
-        flat = top.ravel()
-        by_coarse = np.argsort(flat, kind="stable")
-        starts = np.searchsorted(flat[by_coarse], np.arange(len(self.bounds)))
-        for cluster, fine in enumerate(self.fine):
-            entries = by_coarse[starts[cluster] : starts[cluster + 1]]
-            if len(entries) == 0 or fine.index.ntotal == 0:
-                continue
-            rows, slot = np.divmod(entries, probe)
-            take = min(k, fine.index.ntotal)
-            scores, best = fine.index.search(x[rows], take)
-            columns = slot[:, None] * k + np.arange(take)
-            sims[rows[:, None], columns] = scores
-            cells[rows[:, None], columns] = self.bounds[cluster] + best
-        order = np.argsort(-sims, axis=1, kind="stable")[:, :k]  # nearest first
-        # where the probed coarse clusters hold fewer than k cells, the gaps repeat the nearest cell: a
-        # repeated cell finds no new pair (pairs are kept once per call)
-        found = np.take_along_axis(cells, order, axis=1)
-        missing = np.take_along_axis(sims, order, axis=1) == -np.inf
+        found = self.index.search(x, k)[1]
+        # where the probed coarse clusters hold fewer than k cells, faiss leaves -1: repeat the nearest
+        # cell there (a repeated cell finds no new pair, pairs are kept once per call)
+        missing = found < 0
         found[missing] = np.broadcast_to(found[:, :1], found.shape)[missing]
         return found
 
