@@ -43,19 +43,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from benchmarks.common import write_result
-from benchmarks.scale_dedup import peak_rss_mb, run_dedup
+from benchmarks.common import hex_ids, peak_rss_mb, write_result
+from benchmarks.scale_dedup import run_dedup
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES_PER_PART = 4096
 DOCS_PER_PART = 1024
 STEPS = ["finalize", "manifest", "dedup", "shard"]
 FIGURES = Path(__file__).parent / "results" / "scale.json"
-
-
-def _hex_ids(rng: np.random.Generator, n: int, chars: int) -> list[str]:
-    words = rng.integers(0, 2**63, size=(n, -(-chars // 16)), dtype=np.int64)
-    return ["".join(f"{w:016x}" for w in row)[:chars] for row in words.tolist()]
 
 
 def synthesize(stage_dir: Path, n_images: int, seed: int = 0) -> int:
@@ -68,8 +63,8 @@ def synthesize(stage_dir: Path, n_images: int, seed: int = 0) -> int:
     earlier_images: list[str] = []
     earlier_docs: list[str] = []
     for p in range(n_parts):
-        images = _hex_ids(rng, IMAGES_PER_PART, 64)
-        docs = _hex_ids(rng, DOCS_PER_PART, 16)
+        images = hex_ids(rng, IMAGES_PER_PART, 64)
+        docs = hex_ids(rng, DOCS_PER_PART, 16)
         if earlier_images:
             for k in rng.choice(IMAGES_PER_PART, IMAGES_PER_PART // 10, replace=False).tolist():
                 images[k] = earlier_images[int(rng.integers(len(earlier_images)))]

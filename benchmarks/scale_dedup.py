@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,19 +22,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from benchmarks.common import hex_ids, peak_rss_mb, scale_cache_dir
+
 CHUNK = 100_000
 DIM = 256
 GROUP = 4
 VERSION = 2  # bump when the synthetic data changes: the cache is keyed on it
-
-
-def cache_dir(n: int) -> Path:
-    return Path(tempfile.gettempdir()) / "gdt-scale-cache" / f"dedup-v{VERSION}-{n}"
-
-
-def _ids(rng: np.random.Generator, n: int, chars: int) -> list[str]:
-    text = rng.bytes(n * chars // 2).hex()
-    return [text[k * chars : (k + 1) * chars] for k in range(n)]
 
 
 def _chunk(rng: np.random.Generator, topics: np.ndarray, n: int) -> dict:
@@ -90,7 +82,7 @@ def synthesize(n: int, seed: int = 0) -> Path:
     """The run folder for ``n`` images (written once, then reused); returns its path."""
     from manifests.schemas import DOCUMENTS, GROUPS, embeddings_schema
 
-    root = cache_dir(n)
+    root = scale_cache_dir("dedup", VERSION, n)
     if (root / "done").exists():
         return root
     shutil.rmtree(root, ignore_errors=True)
@@ -102,12 +94,12 @@ def synthesize(n: int, seed: int = 0) -> Path:
     for c, start in enumerate(range(0, n, CHUNK)):
         size = min(CHUNK, n - start)
         data = _chunk(rng, topics, size)
-        ids = np.array(_ids(rng, size, 64), dtype=object)
+        ids = np.array(hex_ids(rng, size, 64), dtype=object)
         name = f"part-{c:05d}.parquet"
         images = _images(pa.array(ids, pa.string()), data["hashes"])
         flat = pa.FixedSizeListArray.from_arrays(pa.array(data["vectors"].ravel(), pa.float16()), DIM)
         vectors = pa.Table.from_arrays([pa.array(ids, pa.string()), flat], schema=embeddings_schema(DIM))
-        docs = _ids(rng, len(data["groups"]), 16)
+        docs = hex_ids(rng, len(data["groups"]), 16)
         members = [ids[g].tolist() for g in data["groups"]]
         positions = [list(range(GROUP))] * len(docs)
         sources = [f"https://x/{d}" for d in docs]
@@ -204,12 +196,3 @@ def vector_recall(run: Path, pairs: pa.Table, min_cosine: float) -> float:
     va = files.vectors[a].astype(np.float32)
     vb = files.vectors[b].astype(np.float32)
     return float(np.mean(met & ((va * vb).sum(1) >= min_cosine)))
-
-
-def peak_rss_mb() -> float:
-    """This process's peak RSS (``VmHWM``). Not ``ru_maxrss``: Linux carries that over fork and exec, so a
-    step started by the process that synthesized the data would report the synthesizer's peak."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise OSError("no VmHWM in /proc/self/status")

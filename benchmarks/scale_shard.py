@@ -16,7 +16,6 @@ real one's does at 256 MB.
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,19 +23,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from benchmarks.common import hex_ids, peak_rss_mb, scale_cache_dir
+
 CHUNK = 100_000
 GROUP = 4
 TARGET_MB = 2.0
 VERSION = 1  # bump when the synthetic data changes: the cache is keyed on it
-
-
-def cache_dir(n: int) -> Path:
-    return Path(tempfile.gettempdir()) / "gdt-scale-cache" / f"shard-v{VERSION}-{n}"
-
-
-def _ids(rng: np.random.Generator, n: int, chars: int) -> list[str]:
-    text = rng.bytes(n * chars // 2).hex()
-    return [text[k * chars : (k + 1) * chars] for k in range(n)]
 
 
 def _write(table: pa.Table, run: Path, stage: str, name: str, part: int) -> None:
@@ -47,7 +39,7 @@ def _write(table: pa.Table, run: Path, stage: str, name: str, part: int) -> None
 
 def _chunk(rng: np.random.Generator, run: Path, part: int, earlier: list[str]) -> list[str]:
     """One chunk of every table; returns a sample of its image ids for later chunks to refer to."""
-    images = _ids(rng, CHUNK, 64)
+    images = hex_ids(rng, CHUNK, 64)
     lengths = rng.integers(16, 2048, size=CHUNK)
     zeros = bytes(2048)
     stored = {
@@ -63,7 +55,7 @@ def _chunk(rng: np.random.Generator, run: Path, part: int, earlier: list[str]) -
     if earlier:
         refer = rng.random(members.shape) < 0.05
         members[refer] = np.array(earlier, dtype=object)[rng.integers(len(earlier), size=int(refer.sum()))]
-    docs = _ids(rng, n_groups, 16)
+    docs = hex_ids(rng, n_groups, 16)
     group_ids = [f"{d}-0-{GROUP}" for d in docs]
     groups = {
         "group_id": group_ids,
@@ -100,7 +92,7 @@ def _chunk(rng: np.random.Generator, run: Path, part: int, earlier: list[str]) -
 
 def synthesize(n_images: int, seed: int = 0) -> Path:
     """The run folder for ``n_images`` (written once, then reused)."""
-    run = cache_dir(n_images)
+    run = scale_cache_dir("shard", VERSION, n_images)
     done = run / "_complete"
     if done.exists():
         return run
@@ -114,7 +106,6 @@ def synthesize(n_images: int, seed: int = 0) -> Path:
 
 def run_planning(run: Path) -> dict:
     """The shard stage's planning over ``run`` (Ray already started); time, peak RSS and the plan's facts."""
-    from benchmarks.scale_dedup import peak_rss_mb
     from manifests.storage import remove
     from pipeline.shard import planner
     from pipeline.shard.config import ShardConfig
