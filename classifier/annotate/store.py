@@ -135,7 +135,8 @@ class LabelStore:
         """
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, not {role!r}")
-        token = secrets.token_urlsafe(32)
+        # hex, not urlsafe base64: a token starting with '-' is read as an option by `--token TOKEN`
+        token = secrets.token_hex(32)
         with self.transaction() as db:
             exists = db.execute("SELECT id FROM annotators WHERE name = ?", (name,)).fetchone()
             if exists and not rotate:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 
 import pyarrow as pa
@@ -36,6 +37,14 @@ def test_tokens_are_stored_hashed(state):
     assert stored == hash_token(token) and token not in stored
     assert st.store.authenticate(token)[1] == "ann"
     assert st.store.authenticate(token + "x") is None
+
+
+def test_tokens_are_hex_so_a_command_line_never_reads_one_as_an_option(state):
+    # a urlsafe token starts with "-" once in 64, and `--token -abc...` then fails as a missing argument
+    st, _ = state
+    tokens = [st.store.add_annotator(f"ann-{i}") for i in range(50)]
+    assert all(re.fullmatch(r"[0-9a-f]{64}", t) for t in tokens)
+    assert len(set(tokens)) == len(tokens)
 
 
 def test_events_are_append_only(state):
