@@ -194,14 +194,11 @@ def _loaded(plan: dict[str, Any]) -> tuple[list[ShardSlice], dict[str, Any]]:
 
 def shard_work(stage_dir: AnyPath, piece: ShardSlice) -> ShardWork:
     """What a worker writes one shard from: its records in write order and their images' addresses."""
-    records, images = [], {}
+    records, images, columns = [], {}, tasks.ADDRESS_COLUMNS[1:]
     for row in tasks.read_rows(stage_dir, piece.segments):
         records.append(record_of(row))
         for i, image_id in enumerate(row["image_ids"]):
-            images[image_id] = ImageInfo(
-                *(row[c][i] for c in ("image_files", "image_row_groups", "image_rows", "image_lengths")),
-                *(row[c][i] for c in ("image_formats", "image_widths", "image_heights")),
-            )
+            images[image_id] = ImageInfo(row["image_files"][i], *(row[f"image_{c}s"][i] for c in columns))
     return ShardWork(piece.name, piece.split, tuple(records), images)
 
 

@@ -76,7 +76,7 @@ PLAN_ROWS = pa.schema(
     ]
 )
 CAPTION_COLUMNS = ["captions", "group_caption", "template", "kind", "identity"]
-ADDRESS_COLUMNS = ["file", "row_group", "row", "length", "format", "width", "height"]
+ADDRESS_COLUMNS = ["file", "row_group", "row", "length", "format", "width", "height"]  # ImageInfo's order
 
 
 def bucket_name(bucket: int) -> str:
@@ -253,20 +253,10 @@ def reduce_groups(
             missing += absent
             continue
         row = {**group, **(caption or {}), "score": scores.get(gid, {}).get("score")}
-        infos = {
-            m["image_id"]: ImageInfo(
-                image_files[m["file"]],
-                m["row_group"],
-                m["row"],
-                m["length"],
-                m["format"],
-                m["width"],
-                m["height"],
-            )
-            for m in images
-        }
-        row["size"] = sample_size(record_of(row), infos)
-        row["image_files"] = [image_files[m["file"]] for m in images]
+        infos = [ImageInfo(image_files[m["file"]], *(m[c] for c in ADDRESS_COLUMNS[1:])) for m in images]
+        by_id = {m["image_id"]: info for m, info in zip(images, infos, strict=True)}
+        row["size"] = sample_size(record_of(row), by_id)
+        row["image_files"] = [info.file for info in infos]
         for column in ADDRESS_COLUMNS[1:]:
             row[f"image_{column}s"] = [m[column] for m in images]
         rows[split_of(group["doc_id"], val_fraction)].append(row)
