@@ -17,13 +17,13 @@ import io
 import warnings
 from dataclasses import dataclass
 
-import imagehash
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from manifests.drops import DropReason
 from pipeline.extract.config import ExtractConfig
 from pipeline.extract.fetch import FetchFailure
+from pipeline.extract.phash import phash_of
 
 _KEPT_FORMATS = {"JPEG", "PNG", "WEBP"}  # stored as they came when nothing else needs changing
 _READ_FORMATS = _KEPT_FORMATS | {"GIF", "BMP", "TIFF", "MPO"}
@@ -93,7 +93,7 @@ def phash64(image: Image.Image) -> int:
     factor = min(image.size) // PHASH_SIDE
     if factor >= 2:
         image = image.reduce(factor)
-    return int(str(imagehash.phash(image)), 16)
+    return phash_of(image)
 
 
 def decode_image(data: bytes, cfg: ExtractConfig) -> DecodedImage | FetchFailure:

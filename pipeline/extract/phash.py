@@ -1,0 +1,73 @@
+"""The 64-bit perceptual hash of an image: imagehash's pHash, computed as small matrix products.
+
+The hash is imagehash's ``phash`` (hash_size 8): the luma resized to 32x32 with Pillow's Lanczos filter,
+a DCT-II of each axis, and one bit per coefficient of the 8x8 lowest frequencies, set when it is above
+their median (first coefficient in the highest bit). Only the computation differs: ``imagehash.phash`` took
+31% of an extract worker's CPU on a 100 ms loopback crawl (the Lanczos resize alone 20%; importing scipy on
+every call, scipy's DCT, the median and the hex string round trip 11%), so here the resize is two matrix
+products with Pillow's own Lanczos weights, and rounding and clipping to 8 bits after each pass as Pillow
+does (Lanczos overshoots near edges; without the clip, 1 hash in 5 of the sample corpus moved), and the
+DCT keeps only the 8 rows it needs. Hashes equal imagehash's bit for bit on the same pixels (tested); on
+400x300 photos this is 0.1 ms instead of 0.22.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from PIL import Image
+
+HASH_SIDE = 8  # bits per side of the hash
+RESIZED = 32  # the side pHash resizes to (imagehash: hash_size x highfreq_factor 4)
+LANCZOS_SUPPORT = 3.0
+
+
+def _lanczos(x: np.ndarray) -> np.ndarray:
+    return np.where(np.abs(x) < LANCZOS_SUPPORT, np.sinc(x) * np.sinc(x / LANCZOS_SUPPORT), 0.0)
+
+
+@functools.lru_cache(maxsize=128)
+def resize_weights(in_size: int) -> np.ndarray:
+    """``RESIZED x in_size``: the Lanczos weights Pillow uses to resample ``in_size`` pixels to ``RESIZED``
+    (``precompute_coeffs`` in Pillow's ``Resample.c``: the filter widened by the scale, each row's taps
+    normalised to sum to one). Cached per size: a crawl's images come in few sizes, and a row of 32
+    float32 weights per input pixel is small (128 entries of at most 2,040 pixels: under 35 MB)."""
+    scale = in_size / RESIZED
+    filter_scale = max(scale, 1.0)
+    support = LANCZOS_SUPPORT * filter_scale
+    weights = np.zeros((RESIZED, in_size))
+    for out in range(RESIZED):
+        center = (out + 0.5) * scale
+        first = max(int(center - support + 0.5), 0)
+        last = min(int(center + support + 0.5), in_size)
+        taps = _lanczos((np.arange(first, last) - center + 0.5) / filter_scale)
+        weights[out, first:last] = taps / taps.sum()
+    return weights.astype(np.float32)
+
+
+def _dct_rows() -> np.ndarray:
+    """The first ``HASH_SIDE`` rows of the unnormalised DCT-II of ``RESIZED`` samples (scipy's default)."""
+    n = np.arange(RESIZED)
+    k = np.arange(HASH_SIDE)[:, None]
+    return 2.0 * np.cos(np.pi * k * (2 * n + 1) / (2 * RESIZED))
+
+
+_DCT = _dct_rows()
+
+
+def _to_8_bits(values: np.ndarray) -> np.ndarray:
+    """Pillow's rounding and clipping after each resampling pass."""
+    return np.clip(np.floor(values + 0.5), 0, 255)
+
+
+def phash_of(image: Image.Image) -> int:
+    """The 64-bit pHash of ``image`` as an unsigned integer (``int(str(imagehash.phash(image)), 16)``)."""
+    luma = image if image.mode == "L" else image.convert("L")
+    width, height = luma.size
+    pixels = np.asarray(luma, dtype=np.float32)
+    rows = _to_8_bits(pixels @ resize_weights(width).T)  # Pillow resamples horizontally first
+    resized = _to_8_bits(resize_weights(height) @ rows).astype(np.float64)
+    low = (_DCT @ resized @ _DCT.T).ravel()
+    bits = low > np.median(low)
+    return int.from_bytes(np.packbits(bits).tobytes(), "big")
