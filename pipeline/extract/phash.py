@@ -69,5 +69,6 @@ def phash_of(image: Image.Image) -> int:
     rows = _to_8_bits(pixels @ resize_weights(width).T)  # Pillow resamples horizontally first
     resized = _to_8_bits(resize_weights(height) @ rows).astype(np.float64)
     low = (_DCT @ resized @ _DCT.T).ravel()
-    bits = low > np.median(low)
+    middle = np.sort(low)[low.size // 2 - 1 : low.size // 2 + 1]
+    bits = low > (middle[0] + middle[1]) / 2  # the median (``np.median`` costs 10x the sort here)
     return int.from_bytes(np.packbits(bits).tobytes(), "big")
