@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import pyarrow as pa
 
 from manifests.drops import DropKind, DropReason, drop_row
@@ -253,10 +254,30 @@ def extract_documents(
         groups.extend(record["groups"])
     return {
         "documents": pa.Table.from_pylist(documents, schema=DOCUMENTS),
-        "images": pa.Table.from_pylist(list(images.values()), schema=IMAGES),
+        "images": _images_table(list(images.values())),
         "groups": pa.Table.from_pylist(groups, schema=GROUPS),
         "drops": pa.Table.from_pylist(drops, schema=DROPS),
     }
+
+
+def _images_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """The part's kept images. The bytes column is one join of the images' bytes: ``from_pylist`` grew it
+    a value at a time and copied it again at each doubling, 3x the CPU on a part of 1,024 web images
+    (their bytes, ~30 MB, are most of what a part moves through memory)."""
+    bodies = [row["bytes"] for row in rows]
+    offsets = np.zeros(len(bodies) + 1, dtype=np.int64)
+    np.cumsum([len(body) for body in bodies], out=offsets[1:])
+    if offsets[-1] > np.iinfo(np.int32).max:  # over one array's 2 GiB: from_pylist splits it in chunks
+        return pa.Table.from_pylist(rows, schema=IMAGES)
+    data = pa.py_buffer(b"".join(bodies))
+    column = pa.Array.from_buffers(
+        pa.binary(), len(bodies), [None, pa.py_buffer(offsets.astype(np.int32)), data]
+    )
+    columns = [
+        column if field.name == "bytes" else pa.array([row[field.name] for row in rows], field.type)
+        for field in IMAGES
+    ]
+    return pa.Table.from_arrays(columns, schema=IMAGES)
 
 
 def _settled_before(

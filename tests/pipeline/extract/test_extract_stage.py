@@ -12,10 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from manifests.config import RuntimeConfig
+from manifests.schemas import IMAGES
 from manifests.tables import read_table
 from pipeline.extract.config import ExtractConfig
 from pipeline.extract.document import Document, ImageRef
-from pipeline.extract.stage import ExtractStage, doc_id_of, extract_documents
+from pipeline.extract.stage import ExtractStage, _images_table, doc_id_of, extract_documents
 from pipeline.runner import run_stage
 
 from . import badimages, http_server
@@ -162,3 +163,22 @@ def test_kept_ids_are_the_references_in_order_minus_the_dropped(tmp_path_factory
     for group in tables["groups"].to_pylist():
         assert 2 <= len(group["image_ids"]) <= 8
         assert group["group_id"] == f"{group['doc_id']}-{group['positions'][0]}-{len(group['positions'])}"
+
+
+@pytest.mark.parametrize("sizes", [[], [0], [31_000, 0, 5, 120_000]])
+def test_images_table_built_by_column_equals_the_row_by_row_table(sizes):
+    rows = [
+        {
+            "image_id": f"{i:064x}",
+            "bytes": bytes([i % 251]) * size,
+            "width": 10 + i,
+            "height": 20 + i,
+            "format": "JPEG",
+            "phash": 2**64 - 1 - i,
+            "source": f"https://ex.org/{i}.jpg",
+        }
+        for i, size in enumerate(sizes)
+    ]
+    table = _images_table(rows)
+    table.validate(full=True)
+    assert table.equals(pa.Table.from_pylist(rows, schema=IMAGES))
