@@ -24,14 +24,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from upath import UPath
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
 
 AnyPath = Path | UPath
 
@@ -219,6 +221,8 @@ def parquet_file(path: AnyPath | str) -> pq.ParquetFile:
 
 def parquet_dataset(paths: list[AnyPath] | list[str], **kwargs: Any) -> ds.Dataset:
     """One dataset over parquet files of the same filesystem (a run's parts)."""
+    import pyarrow.dataset as ds  # here, not at the top: it imports pandas, 0.2 s in every worker process
+
     paths = [as_path(p) for p in paths]
     if paths and is_remote(paths[0]):
         fs, _ = arrow_filesystem(paths[0])
