@@ -8,7 +8,7 @@ every call, scipy's DCT, the median and the hex string round trip 11%), so here 
 products with Pillow's own Lanczos weights, and rounding and clipping to 8 bits after each pass as Pillow
 does (Lanczos overshoots near edges; without the clip, 1 hash in 5 of the sample corpus moved), and the
 DCT keeps only the 8 rows it needs. Hashes equal imagehash's bit for bit on the same pixels (tested); on
-400x300 photos this is 0.1 ms instead of 0.22.
+400x300 photos this is 0.06 ms instead of 0.22 (one BLAS thread: see ``fetch_decode``).
 """
 
 from __future__ import annotations
