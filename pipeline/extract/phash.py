@@ -31,8 +31,9 @@ def _lanczos(x: np.ndarray) -> np.ndarray:
 def resize_weights(in_size: int) -> np.ndarray:
     """``RESIZED x in_size``: the Lanczos weights Pillow uses to resample ``in_size`` pixels to ``RESIZED``
     (``precompute_coeffs`` in Pillow's ``Resample.c``: the filter widened by the scale, each row's taps
-    normalised to sum to one). Cached per size: a crawl's images come in few sizes, and a row of 32
-    float32 weights per input pixel is small (128 entries of at most 2,040 pixels: under 35 MB)."""
+    normalised to sum to one). Cached per size and shared by the decode threads, so read-only: a crawl's
+    images come in few sizes, and 32 float32 weights per input pixel are small (the view pHash is taken on
+    has a side under 256 and, at the default ``max_aspect`` of 2, the other under 512: 128 sizes ~8 MB)."""
     scale = in_size / RESIZED
     filter_scale = max(scale, 1.0)
     support = LANCZOS_SUPPORT * filter_scale
@@ -43,7 +44,9 @@ def resize_weights(in_size: int) -> np.ndarray:
         last = min(int(center + support + 0.5), in_size)
         taps = _lanczos((np.arange(first, last) - center + 0.5) / filter_scale)
         weights[out, first:last] = taps / taps.sum()
-    return weights.astype(np.float32)
+    weights = weights.astype(np.float32)
+    weights.setflags(write=False)
+    return weights
 
 
 def _dct_rows() -> np.ndarray:
