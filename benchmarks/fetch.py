@@ -24,13 +24,11 @@ import io
 import json
 import multiprocessing
 import os
-import resource
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -38,6 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benchmarks.common import write_result
+from benchmarks.cpu import TreeCpu, children_cpu_seconds, process_cpu_seconds
 from manifests.ledger import PARTS_DIR, read_manifest
 
 URLS = 16384
@@ -127,62 +126,6 @@ def write_inputs(folder: Path, port: int, count: int = URLS) -> tuple[Path, Path
     return documents, url_list, urls
 
 
-class TreeCpu:
-    """CPU seconds of a process and all its descendants, sampled from ``/proc`` every ``period`` s while
-    it runs: Ray's workers and daemons are the command's descendants but not all are waited for, so
-    ``RUSAGE_CHILDREN`` misses them. A process's last ``period`` before it ends is not counted."""
-
-    def __init__(self, period: float = 0.2):
-        self.period, self.seen, self.root = period, {}, 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._sample, daemon=True)
-
-    def start(self, root: int) -> None:
-        self.root = root
-        self.thread.start()
-
-    def finish(self) -> float:
-        self.stop.set()
-        self.thread.join()
-        return sum(self.seen.values())
-
-    def _sample(self) -> None:
-        tick = os.sysconf("SC_CLK_TCK")
-        while not self.stop.is_set():
-            parents, cpu = {}, {}
-            for entry in Path("/proc").iterdir():
-                if not entry.name.isdigit():
-                    continue
-                try:
-                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                pid = int(entry.name)
-                parents[pid] = int(fields[1])
-                cpu[pid] = (int(fields[11]) + int(fields[12])) / tick
-            tree = {self.root}
-            for pid in sorted(parents):  # children have higher pids, except after pid wrap-around
-                if parents[pid] in tree:
-                    tree.add(pid)
-            for pid in sorted(set(parents) - tree):  # a second pass catches the wrapped ones
-                if parents[pid] in tree:
-                    tree.add(pid)
-            for pid in tree:
-                self.seen[pid] = max(self.seen.get(pid, 0.0), cpu.get(pid, 0.0))
-            self.stop.wait(self.period)
-
-
-def process_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def children_cpu_seconds() -> float:
-    """CPU time of the finished child processes (and theirs, when they waited for them)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def run_gdt(documents: Path, run: Path, executor: str) -> tuple[float, float, dict, dict]:
     """Wall seconds, CPU seconds of the command and every process it started (Ray's daemons and
     workers included), the stage's manifest, and when parts ran: seconds from the command's start to the
@@ -253,21 +196,22 @@ def run_img2dataset(
     return seconds, cpu, sum(s["successes"] for s in stats), shards
 
 
-def i2d_figures(run: tuple, urls: int, workers: int) -> dict:
-    """One img2dataset run's figures for the table."""
-    seconds, cpu, ok, shards, server = run
+def figures(count: int, seconds: float, cpu: float, first_start: float, last_end: float, busy: float) -> dict:
+    """One run's figures for the table: whole-command and steady rates, all-workers-busy rate, CPU per URL."""
     return {
         "seconds": seconds,
-        "rate": urls / seconds,
-        "steady": urls / (shards["last_end"] - shards["first_start"]),
-        "busy": workers * shards["rate"],
-        "ms": 1000 * cpu / urls,
-        "ok": ok,
-        "server": server,
-        "first_start": shards["first_start"],
-        "last_end": shards["last_end"],
-        "shards": shards["count"],
+        "rate": count / seconds,
+        "steady": count / (last_end - first_start),
+        "busy": busy,
+        "ms": 1000 * cpu / count,
     }
+
+
+def table_row(label: str, fig: dict) -> str:
+    return (
+        f"| {label} | {fig['seconds']:.1f} | {fig['rate']:,.0f} | {fig['steady']:,.0f} | {fig['busy']:,.0f} "
+        f"| {fig['ms']:.2f} |"
+    )
 
 
 def crawl_only(urls: list[str]) -> float:
@@ -337,10 +281,12 @@ def main(argv: list[str] | None = None) -> str:
         server.terminate()
         server.join()
     decode_rate = decode_only()
-    # each tool's fastest run: the one its neighbours on this shared machine disturbed least
+    # each command's fastest run: the one the machine's run-to-run variation slowed least
     n, workers = len(urls), 2  # workers: img2dataset's processes, gdt's actors (one per CPU)
+    i2d_best = {name: min(runs, key=lambda r: r[0]) for name, runs in i2d_runs.items()}
     i2d_rows = {
-        name: i2d_figures(min(runs, key=lambda r: r[0]), n, workers) for name, runs in i2d_runs.items()
+        name: figures(n, seconds, cpu, shards["first_start"], shards["last_end"], workers * shards["rate"])
+        for name, (seconds, cpu, _, shards, _) in i2d_best.items()
     }
     gdt_seconds, gdt_cpu, manifest, parts, server_gdt = min(gdt_runs, key=lambda r: r[0])
     others = "; ".join(
@@ -353,25 +299,16 @@ def main(argv: list[str] | None = None) -> str:
     refs = manifest["counts_in"]["references"]
     kept = manifest["counts_out"]["images"]
     per_part = refs / manifest["parts"]["total"]
-    gdt_fig = {
-        "seconds": gdt_seconds,
-        "rate": refs / gdt_seconds,
-        "steady": refs / (parts["last_end"] - parts["first_start"]),
-        "busy": workers * per_part / parts["mean_seconds"],
-        "ms": 1000 * gdt_cpu / refs,
-    }
+    busy = workers * per_part / parts["mean_seconds"]
+    gdt_fig = figures(refs, gdt_seconds, gdt_cpu, parts["first_start"], parts["last_end"], busy)
     best = {key: max(row[key] for row in i2d_rows.values()) for key in ("rate", "steady", "busy")}
+    flags = " ".join(I2D_FLAGS)
     table = "\n".join(
-        f"| img2dataset 1.47.0, `{' '.join(I2D_FLAGS)}`, {name} ({row['ok']:,} ok) | {row['seconds']:.1f} "
-        f"| {row['rate']:,.0f} | {row['steady']:,.0f} | {row['busy']:,.0f} | {row['ms']:.2f} |"
+        table_row(f"img2dataset 1.47.0, `{flags}`, {name} ({i2d_best[name][2]:,} ok)", row)
         for name, row in i2d_rows.items()
     )
-    default = i2d_rows["default shards"]
-    gdt = f"`gdt extract` on Ray, 2 CPUs ({kept:,} distinct images kept)"
-    gdt_row = (
-        f"| {gdt} | {gdt_seconds:.1f} | {gdt_fig['rate']:,.0f} | {gdt_fig['steady']:,.0f} "
-        f"| {gdt_fig['busy']:,.0f} | {gdt_fig['ms']:.2f} |"
-    )
+    _, _, _, default, server_i2d = i2d_best["default shards"]
+    gdt_row = table_row(f"`gdt extract` on Ray, 2 CPUs ({kept:,} distinct images kept)", gdt_fig)
     ratio = {key: gdt_fig[key] / best[key] for key in best}
     local = "`gdt extract`, local executor (one process)"
     body = f"""
@@ -400,11 +337,11 @@ both work to the end. img2dataset is run both ways and, for each figure, its bet
 CPU ms per URL is user + system of the command and every process it started (on Ray: its daemons and
 workers too, sampled from `/proc` every 0.2 s), whole command; it does not depend on how busy the
 machine is and says which tool would be faster on two idle cores. The test server spent a further
-{1000 * default["server"] / n:.2f} (img2dataset) and {1000 * server_gdt / refs:.2f} (gdt) CPU ms per URL
+{1000 * server_i2d / n:.2f} (img2dataset) and {1000 * server_gdt / refs:.2f} (gdt) CPU ms per URL
 answering.
 
 img2dataset (default shards): its first shard started {default["first_start"]:.1f} s after the command and
-the last of its {default["shards"]} shards ended at {default["last_end"]:.1f} s. gdt on Ray: the first part
+the last of its {default["count"]} shards ended at {default["last_end"]:.1f} s. gdt on Ray: the first part
 started {parts["first_start"]:.1f} s after the command (Python, Ray and actor start-up); a part of
 {per_part:,.0f} references took {parts["mean_seconds"]:.1f} s on its worker
 ({per_part / parts["mean_seconds"]:,.0f} refs/s per worker); the last part ended at
