@@ -45,6 +45,7 @@ from pipeline.extract.retry import (
 )
 from pipeline.stage import Part, Stage
 
+BINARY_ARRAY_BYTES = 2**31 - 1  # the most bytes one Arrow binary array holds (32-bit offsets)
 PLAN_CACHE = "_plan.json"  # the parts of the input, kept so that a resumed run does not plan again
 
 
@@ -267,7 +268,7 @@ def _images_table(rows: list[dict[str, Any]]) -> pa.Table:
     bodies = [row["bytes"] for row in rows]
     offsets = np.zeros(len(bodies) + 1, dtype=np.int64)
     np.cumsum([len(body) for body in bodies], out=offsets[1:])
-    if offsets[-1] > np.iinfo(np.int32).max:  # over one array's 2 GiB: from_pylist splits it in chunks
+    if offsets[-1] > BINARY_ARRAY_BYTES:  # from_pylist splits a bigger column in chunks
         return pa.Table.from_pylist(rows, schema=IMAGES)
     data = pa.py_buffer(b"".join(bodies))
     column = pa.Array.from_buffers(

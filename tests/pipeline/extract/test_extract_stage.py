@@ -182,3 +182,17 @@ def test_images_table_built_by_column_equals_the_row_by_row_table(sizes):
     table = _images_table(rows)
     table.validate(full=True)
     assert table.equals(pa.Table.from_pylist(rows, schema=IMAGES))
+
+
+def test_images_table_over_one_arrays_bytes_is_left_to_from_pylist(monkeypatch):
+    import pipeline.extract.stage as stage_module
+
+    monkeypatch.setattr(stage_module, "BINARY_ARRAY_BYTES", 100)  # stands in for 2 GiB
+    rows = [
+        {"image_id": f"{i:064x}", "bytes": b"x" * 60, "width": 1, "height": 1, "format": "PNG", "phash": i,
+         "source": f"{i}.png"}
+        for i in range(3)
+    ]  # fmt: skip
+    table = _images_table(rows)
+    assert table.equals(pa.Table.from_pylist(rows, schema=IMAGES))
+    assert table.column("bytes").to_pylist() == [b"x" * 60] * 3
