@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import ClassVar
 
@@ -14,7 +16,7 @@ from manifests.drops import DropKind, DropReason, drop_row
 from manifests.ledger import read_manifest
 from manifests.schemas import DROPS
 from manifests.tables import read_table
-from pipeline.runner import run_stage
+from pipeline.runner import GC_YOUNG_THRESHOLD, run_stage
 from pipeline.stage import Part, Stage
 
 NUMBERS = pa.schema([pa.field("n", pa.int64(), nullable=False), pa.field("worker", pa.string())])
@@ -238,3 +240,40 @@ def test_drop_counts_follow_what_finalize_rewrote_and_outputs_are_never_read_bac
     assert result.manifest.dropped == {r: drops.count(r) for r in sorted(set(drops))}
     assert result.manifest.dropped == {"duplicate_document": 3, "too_small": 11}  # part 1: 3 replaced
     assert result.manifest.timings["outputs_read_back"] == 0
+
+
+class CollectorProbeStage(ActorSquaresStage):
+    """Records, in place of the worker's name, how the worker's garbage collector is set."""
+
+    def run(self, cfg, inputs, state):
+        import gc
+
+        tables = super().run(cfg, inputs, state)
+        probe = f"{gc.get_freeze_count()}/{gc.get_threshold()[0]}"
+        numbers = tables["numbers"]
+        return {**tables, "numbers": numbers.set_column(1, "worker", pa.array([probe] * len(numbers)))}
+
+
+@pytest.mark.integration
+def test_pool_actors_freeze_their_start_up_objects_out_of_the_collector(tmp_path: Path, ray_cluster):
+    run_stage(CollectorProbeStage(), SquaresConfig(parts=2), tmp_path / "ray", RuntimeConfig(), quiet=True)
+    probes = set(read_table(tmp_path / "ray", "squares", "numbers")["worker"].to_pylist())
+    for probe in probes:
+        frozen, young_threshold = map(int, probe.split("/"))
+        assert frozen > 1000 and young_threshold == GC_YOUNG_THRESHOLD
+
+
+def test_settling_the_collector_frees_garbage_before_freezing(tmp_path: Path):
+    """In a process of its own: freezing is for the rest of a process's life."""
+    script = """
+import gc, weakref
+from pipeline.runner import settle_collector
+
+class Node: pass
+node = Node(); node.self = node; alive = weakref.ref(node); del node  # a cycle: only the collector frees it
+gc.disable()
+settle_collector()
+print(alive() is None, gc.get_freeze_count() > 0)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True"]
