@@ -16,7 +16,6 @@ inputs, and maps them to output tables. The runner owns everything around that:
 from __future__ import annotations
 
 import errno
-import gc
 import json
 import pickle
 import time
@@ -48,11 +47,11 @@ from manifests.ledger import (
 from manifests.storage import AnyPath, as_path, children, is_remote, make_dirs, read_parquet, remove
 from pipeline.errors import StorageFullError, UserError
 from pipeline.progress import PartProgress
+from pipeline.ray_env import settle_collector
 from pipeline.stage import Part, Stage, StageResult
 from pipeline.summary import print_summary
 
 MAX_BLOCKS = 4096  # Ray Data blocks of the parts to run (see ``_run_as_tasks``)
-GC_YOUNG_THRESHOLD = 10_000  # allocations between young collections (Python's default: 700)
 PART_RETRIES = 3  # runs again of a part whose pool actor died under it
 
 
@@ -134,18 +133,6 @@ class _PartActor(_PartTask):
     def __init__(self, stage: Stage, cfg: StageConfig, run: str):
         super().__init__(stage, cfg, run)
         settle_collector()
-
-
-def settle_collector() -> None:
-    """Tell Python's cyclic garbage collector about a long-lived worker process: what exists once the
-    worker is set up (its imports, the stage's state) lives as long as the worker, so it is frozen out of
-    the collections, and young objects are collected less often. A fetch part keeps ~100k objects in
-    flight (responses, futures, images): the collector then took ~5% of a fetch worker's CPU, and ~1%
-    after this. Garbage is collected first, so none is frozen."""
-    gc.collect()
-    gc.freeze()
-    gen0, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(max(gen0, GC_YOUNG_THRESHOLD), gen1, gen2)
 
 
 def _run_parts_on_ray(

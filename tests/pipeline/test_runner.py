@@ -16,7 +16,8 @@ from manifests.drops import DropKind, DropReason, drop_row
 from manifests.ledger import read_manifest
 from manifests.schemas import DROPS
 from manifests.tables import read_table
-from pipeline.runner import GC_YOUNG_THRESHOLD, run_stage
+from pipeline.ray_env import GC_YOUNG_THRESHOLD
+from pipeline.runner import run_stage
 from pipeline.stage import Part, Stage
 
 NUMBERS = pa.schema([pa.field("n", pa.int64(), nullable=False), pa.field("worker", pa.string())])
@@ -267,7 +268,7 @@ def test_settling_the_collector_frees_garbage_before_freezing(tmp_path: Path):
     """In a process of its own: freezing is for the rest of a process's life."""
     script = """
 import gc, weakref
-from pipeline.runner import settle_collector
+from pipeline.ray_env import settle_collector
 
 class Node: pass
 node = Node(); node.self = node; alive = weakref.ref(node); del node  # a cycle: only the collector frees it
