@@ -36,12 +36,12 @@ class TreeCpu:
                 if not entry.name.isdigit():
                     continue
                 try:
-                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                    fields = _stat_fields(entry / "stat")
                 except OSError:
                     continue
                 pid = int(entry.name)
                 parents[pid] = int(fields[1])
-                cpu[pid] = (int(fields[11]) + int(fields[12])) / tick
+                cpu[pid] = _cpu_seconds(fields, tick)
             tree = {self.root}
             for pid in sorted(parents):  # children have higher pids, except after pid wrap-around
                 if parents[pid] in tree:
@@ -54,9 +54,17 @@ class TreeCpu:
             self.stop.wait(self.period)
 
 
+def _stat_fields(stat: Path) -> list[str]:
+    """The fields of ``/proc/PID/stat`` after the command name (which may hold spaces and parentheses)."""
+    return stat.read_text().rsplit(")", 1)[1].split()
+
+
+def _cpu_seconds(fields: list[str], tick: int) -> float:
+    return (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+
+
 def process_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return _cpu_seconds(_stat_fields(Path(f"/proc/{pid}/stat")), os.sysconf("SC_CLK_TCK"))
 
 
 def children_cpu_seconds() -> float:

@@ -10,8 +10,8 @@ img2dataset runs from its own venv (``benchmarks/.venv-img2dataset``, made on fi
 img2dataset==1.47.0 pillow``) with ``--processes_count 2 --thread_count 64 --resize_mode no``.
 Both tools are measured whole command (Python and Ray start-up and shut-down included) and steady (the
 first unit of work's start to the last one's end), with the CPU of every process each started, each
-``--repeats`` times in turn (the fastest run counts: the machine is shared); gdt also decodes, validates
-and hashes every image, img2dataset with ``--resize_mode no`` only stores the bytes.
+``--repeats`` times in turn (the fastest run counts: figures vary by ~10% from run to run); gdt also
+decodes, validates and hashes every image, img2dataset with ``--resize_mode no`` only stores the bytes.
 Goal (issue 13): gdt's refs/s >= 2x img2dataset's URLs/s, and >= 250 refs/s, on >= 2,000 URLs;
 ``--urls N`` sets the count (default ``URLS``: enough that start-up does not dominate either tool).
 """
