@@ -77,8 +77,8 @@ def atomic_write_json(path: AnyPath, data: Any) -> Written:
     return atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
-def write_parquet_atomic(table: pa.Table, path: AnyPath) -> Written:
-    return record_write(path, write_parquet(table, as_path(path)))
+def write_parquet_atomic(table: pa.Table, path: AnyPath, keep_cached: bool = True) -> Written:
+    return record_write(path, write_parquet(table, as_path(path), keep_cached))
 
 
 class OutputFile(BaseModel):

@@ -47,7 +47,7 @@ from manifests.ledger import (
 from manifests.storage import AnyPath, as_path, children, is_remote, make_dirs, read_parquet, remove
 from pipeline.errors import StorageFullError, UserError
 from pipeline.progress import PartProgress
-from pipeline.ray_env import settle_collector
+from pipeline.ray_env import settle_allocator, settle_collector
 from pipeline.stage import Part, Stage, StageResult
 from pipeline.summary import print_summary
 
@@ -84,7 +84,8 @@ def execute_part(stage: Stage, cfg: StageConfig, run: AnyPath, part: Part, state
             for table_name, schema in stage.outputs.items():
                 table = tables.get(table_name)
                 table = schema.empty_table() if table is None else table.select(schema.names).cast(schema)
-                write_parquet_atomic(table, stage_dir / table_name / f"{part_name(part.index)}.parquet")
+                path = stage_dir / table_name / f"{part_name(part.index)}.parquet"
+                write_parquet_atomic(table, path, keep_cached=table_name not in stage.uncached_outputs)
                 rows[table_name] = table.num_rows
                 if table_name == "drops":
                     dropped = Counter(table.column("reason").to_pylist())
@@ -133,6 +134,7 @@ class _PartActor(_PartTask):
     def __init__(self, stage: Stage, cfg: StageConfig, run: str):
         super().__init__(stage, cfg, run)
         settle_collector()
+        settle_allocator()
 
 
 def _run_parts_on_ray(

@@ -39,6 +39,9 @@ class Stage:
     parts_per_actor: ClassVar[int] = 1
     cpus_per_part: ClassVar[float] = 1.0
     keeps: ClassVar[tuple[str, ...]] = ()  # folders in the stage folder that other commands write
+    # output tables that only later stages read (image bytes): their files leave the page cache once
+    # written (``manifests.storage.open_output``)
+    uncached_outputs: ClassVar[frozenset[str]] = frozenset()
 
     def input_refs(self, cfg: StageConfig, run: AnyPath) -> list[InputRef]:
         """What the outputs depend on besides the config: by default, the upstream manifests."""

@@ -105,6 +105,7 @@ class ExtractStage(Stage):
         "groups": GROUPS,
         "drops": DROPS,
     }
+    uncached_outputs = frozenset({"images"})  # read by later stages, here only to remove a repeat
 
     def _listing(self, cfg: ExtractConfig) -> tuple[str, list[InputFile]]:
         """The input listed once per command: ``input_refs`` lists, ``plan`` reuses (and forgets) it."""

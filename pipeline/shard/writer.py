@@ -45,7 +45,8 @@ class GroupShardWriter:
     def __init__(self, path: AnyPath):
         self.path = path
         self._stack = ExitStack()
-        self._output = self._stack.enter_context(open_output(path))
+        # tars are read by trainers, later and elsewhere: not kept in this machine's page cache
+        self._output = self._stack.enter_context(open_output(path, keep_cached=False))
         self._raw = self._output.writer
         self.position = 0
 

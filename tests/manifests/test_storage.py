@@ -4,6 +4,7 @@ whose size and sha256 are computed while writing, reads, listings and removal th
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,6 +21,7 @@ from manifests.storage import (
     write_bytes,
     write_parquet,
 )
+from tests.page_cache import require_droppable_pages, resident_fraction
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -73,3 +75,16 @@ def test_remove_and_children(folder):
     assert set(list_files(folder)) == {"c"}
     remove(folder / "missing")
     assert children(folder / "missing") == []
+
+
+def test_files_only_later_stages_read_leave_the_page_cache_once_written(tmp_path: Path):
+    require_droppable_pages(tmp_path)
+    data = os.urandom(16 << 20)
+    with open_output(tmp_path / "images.parquet", keep_cached=False) as out:
+        out.writer.write(data)
+    with open_output(tmp_path / "index.parquet") as out:
+        out.writer.write(data)
+    assert resident_fraction(tmp_path / "images.parquet") < 0.1
+    assert resident_fraction(tmp_path / "index.parquet") > 0.9  # the default: read back by this machine
+    assert (tmp_path / "images.parquet").read_bytes() == data
+    assert out.written is not None and out.written.sha256 == hashlib.sha256(data).hexdigest()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -243,25 +244,42 @@ def test_drop_counts_follow_what_finalize_rewrote_and_outputs_are_never_read_bac
     assert result.manifest.timings["outputs_read_back"] == 0
 
 
-class CollectorProbeStage(ActorSquaresStage):
-    """Records, in place of the worker's name, how the worker's garbage collector is set."""
+def heap_released_by_freeing(count: int = 1024, size: int = 29_000) -> int:
+    """Bytes this process hands back to the system when ``count`` response-sized bodies are freed."""
+    import os
+
+    def resident() -> int:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    bodies = [os.urandom(size) for _ in range(count)]
+    before = resident()
+    del bodies
+    return before - resident()
+
+
+class WorkerSettingsProbeStage(ActorSquaresStage):
+    """Records, in place of the worker's name, how the worker's garbage collector and allocator are set."""
 
     def run(self, cfg, inputs, state):
         import gc
 
         tables = super().run(cfg, inputs, state)
-        probe = f"{gc.get_freeze_count()}/{gc.get_threshold()[0]}"
+        probe = f"{gc.get_freeze_count()}/{gc.get_threshold()[0]}/{heap_released_by_freeing()}"
         numbers = tables["numbers"]
         return {**tables, "numbers": numbers.set_column(1, "worker", pa.array([probe] * len(numbers)))}
 
 
 @pytest.mark.integration
-def test_pool_actors_freeze_their_start_up_objects_out_of_the_collector(tmp_path: Path, ray_cluster):
-    run_stage(CollectorProbeStage(), SquaresConfig(parts=2), tmp_path / "ray", RuntimeConfig(), quiet=True)
+def test_pool_actors_settle_their_collector_and_allocator(tmp_path: Path, ray_cluster):
+    stage, cfg = WorkerSettingsProbeStage(), SquaresConfig(parts=2)
+    run_stage(stage, cfg, tmp_path / "ray", RuntimeConfig(), quiet=True)
     probes = set(read_table(tmp_path / "ray", "squares", "numbers")["worker"].to_pylist())
     for probe in probes:
-        frozen, young_threshold = map(int, probe.split("/"))
+        frozen, young_threshold, released = map(int, probe.split("/"))
         assert frozen > 1000 and young_threshold == GC_YOUNG_THRESHOLD
+        if platform.libc_ver()[0] == "glibc":
+            assert released < 4 << 20  # ~30 MB freed, kept for the next part
 
 
 def test_settling_the_collector_frees_garbage_before_freezing(tmp_path: Path):
@@ -278,3 +296,21 @@ print(alive() is None, gc.get_freeze_count() > 0)
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "True"]
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the threshold is glibc's")
+@pytest.mark.parametrize("settled", [False, True])
+def test_a_settled_allocator_keeps_a_parts_freed_memory_for_the_next(settled: bool):
+    """In a process of its own, as the setting is for the rest of a process's life."""
+    script = f"""
+from pipeline.ray_env import settle_allocator
+from tests.pipeline.test_runner import heap_released_by_freeing
+assert settle_allocator() if {settled} else True
+print(heap_released_by_freeing())
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    released = int(out.stdout)
+    if settled:
+        assert released < 4 << 20
+    else:  # glibc's default trims the heap: the next part faults ~30 MB back in, page by page
+        assert released > 20 << 20
