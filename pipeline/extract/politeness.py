@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 OPT_OUT_DIRECTIVES = frozenset({"noai", "noimageai", "noindex", "noimageindex", "none"})
@@ -24,6 +22,49 @@ class _Host:
         self.users = 0  # requests holding or waiting for a slot
 
 
+class _Slot:
+    """One request's hold on a slot of its host (a class, not a generator: one of these per URL)."""
+
+    __slots__ = ("host", "owner", "state")
+
+    def __init__(self, owner: HostSlots, host: str):
+        self.owner, self.host = owner, host
+
+    async def __aenter__(self) -> None:
+        owner, host = self.owner, self.host
+        state = owner.hosts.get(host)
+        if state is None:
+            state = owner.hosts[host] = _Host(owner.concurrency)
+        self.state = state
+        state.users += 1
+        try:
+            await state.slots.acquire()
+        except BaseException:
+            self._leave(acquired=False)
+            raise
+        loop = asyncio.get_running_loop()
+        try:
+            while (wait := state.next_start - loop.time()) > 0:  # a Retry-After may push it meanwhile
+                await asyncio.sleep(wait)
+        except BaseException:
+            self._leave(acquired=True)
+            raise
+        state.next_start = max(state.next_start, loop.time() + owner.delay_s)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._leave(acquired=True)
+
+    def _leave(self, acquired: bool) -> None:
+        state = self.state
+        if acquired:
+            state.slots.release()
+        state.users -= 1
+        # a crawl meets millions of hosts: forget the idle ones, unless a Retry-After still holds them
+        # back (the pause after the last request is forgotten: the next one comes from a later part)
+        if not state.users and state.next_start <= asyncio.get_running_loop().time() + self.owner.delay_s:
+            del self.owner.hosts[self.host]
+
+
 class HostSlots:
     """Per-host politeness for one worker's event loop."""
 
@@ -32,25 +73,9 @@ class HostSlots:
         self.delay_s = delay_s
         self.hosts: dict[str, _Host] = {}
 
-    @asynccontextmanager
-    async def slot(self, host: str) -> AsyncIterator[None]:
-        state = self.hosts.get(host)
-        if state is None:
-            state = self.hosts[host] = _Host(self.concurrency)
-        state.users += 1
-        loop = asyncio.get_running_loop()
-        try:
-            async with state.slots:
-                while (wait := state.next_start - loop.time()) > 0:  # a Retry-After may push it meanwhile
-                    await asyncio.sleep(wait)
-                state.next_start = max(state.next_start, loop.time() + self.delay_s)
-                yield
-        finally:
-            state.users -= 1
-            # a crawl meets millions of hosts: forget the idle ones, unless a Retry-After still holds them
-            # back (the pause after the last request is forgotten: the next one comes from a later part)
-            if not state.users and state.next_start <= loop.time() + self.delay_s:
-                del self.hosts[host]
+    def slot(self, host: str) -> _Slot:
+        """``async with hosts.slot(host):`` waits for a slot of ``host`` and its next allowed start."""
+        return _Slot(self, host)
 
     def back_off(self, host: str, seconds: float) -> None:
         """Hold every request to ``host`` back for ``seconds`` (the host said it is busy)."""

@@ -3,12 +3,13 @@ requests in flight, and connections reused from one part to the next."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 
 import pytest
 
 from pipeline.extract.crawler import Crawler
-from pipeline.extract.politeness import opt_out, retry_after_seconds
+from pipeline.extract.politeness import HostSlots, opt_out, retry_after_seconds
 
 from . import http_server
 from .test_fetch import LOOPBACK, fetch, fetch_all
@@ -100,3 +101,38 @@ def test_requests_to_one_host_are_spaced_by_the_delay_and_idle_hosts_forgotten(s
     assert set(got.values()) == {http_server.IMAGE}
     times = sorted(http_server.Handler.hit_times["/cat.jpg"])
     assert all(b - a >= 0.2 for a, b in itertools.pairwise(times))  # 0.3 s, less jitter
+
+
+def test_a_request_cut_while_it_waits_for_its_host_gives_its_place_back():
+    """A part's budget cancels requests still waiting for a slot or for a Retry-After to pass: neither
+    may keep a slot taken or the host remembered."""
+
+    async def scenario() -> tuple[dict, dict, float]:
+        loop = asyncio.get_running_loop()
+        hosts = HostSlots(concurrency=1, delay_s=0.0)
+
+        async def request() -> None:
+            async with hosts.slot("a"):
+                await asyncio.sleep(0)
+
+        async with hosts.slot("a"):
+            for_slot = asyncio.create_task(request())  # waits for the one slot
+            await asyncio.sleep(0.01)
+            for_slot.cancel()
+        await asyncio.gather(for_slot, return_exceptions=True)
+        after_slot_wait = dict(hosts.hosts)
+        async with hosts.slot("a"):
+            hosts.back_off("a", 0.2)
+        for_pause = asyncio.create_task(request())  # holds the slot, waits out the Retry-After
+        await asyncio.sleep(0.01)
+        for_pause.cancel()
+        await asyncio.gather(for_pause, return_exceptions=True)
+        after_pause = {host: state.users for host, state in hosts.hosts.items()}
+        started = loop.time()
+        await asyncio.wait_for(request(), 2.0)  # the slot was given back: only the Retry-After is waited
+        return after_slot_wait, after_pause, loop.time() - started
+
+    after_slot_wait, after_pause, waited = asyncio.run(scenario())
+    assert after_slot_wait == {}
+    assert after_pause == {"a": 0}  # kept only for its Retry-After, held by nobody
+    assert 0.1 < waited < 1.0
