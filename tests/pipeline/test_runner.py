@@ -20,6 +20,7 @@ from manifests.tables import read_table
 from pipeline.ray_env import GC_YOUNG_THRESHOLD
 from pipeline.runner import run_stage
 from pipeline.stage import Part, Stage
+from tests.page_cache import require_droppable_pages, resident_fraction
 
 NUMBERS = pa.schema([pa.field("n", pa.int64(), nullable=False), pa.field("worker", pa.string())])
 
@@ -234,6 +235,20 @@ class RewritingSquaresStage(SquaresStage):
         final = run / self.name / "drops" / "part-99999.parquet"
         write_parquet_atomic(pa.Table.from_pylist(extra, schema=DROPS), final)
         return {}
+
+
+class StreamingSquaresStage(SquaresStage):
+    uncached_outputs = frozenset({"numbers"})
+
+
+def test_tables_only_later_stages_read_leave_the_page_cache_and_the_others_stay(tmp_path: Path):
+    require_droppable_pages(tmp_path)
+    run_stage(StreamingSquaresStage(), SquaresConfig(), tmp_path, LOCAL, quiet=True)
+    numbers = sorted((tmp_path / "squares" / "numbers").glob("*.parquet"))
+    drops = sorted((tmp_path / "squares" / "drops").glob("*.parquet"))
+    assert len(numbers) == len(drops) == 4
+    assert all(resident_fraction(path) == 0 for path in numbers)
+    assert all(resident_fraction(path) == 1 for path in drops)
 
 
 def test_drop_counts_follow_what_finalize_rewrote_and_outputs_are_never_read_back(tmp_path: Path):

@@ -22,6 +22,7 @@ from pipeline.shard.config import ShardConfig
 from pipeline.shard.plan import split_of
 from pipeline.shard.verify import verify_shards
 from pipeline.shard.writer import GroupShardWriter
+from tests.page_cache import require_droppable_pages, resident_fraction
 from tests.pipeline.shard_inputs import build_run, run_shard
 
 
@@ -83,6 +84,17 @@ def test_round_trip_every_kept_group_once_with_identical_bytes_order_and_caption
     for output in result.manifest.outputs:
         if output.path.endswith(".tar"):
             assert hashlib.sha256((run / "shard" / output.path).read_bytes()).hexdigest() == output.sha256
+
+
+def test_tars_leave_the_page_cache_once_written_and_the_index_stays(run):
+    """Trainers read the tars, later and elsewhere: keeping their pages only pushes out what this machine
+    reads (the index is read back by ``gdt shard verify`` and the report)."""
+    run, _ = run
+    require_droppable_pages(run)
+    run_shard(run, ShardConfig(target_mb=0.04))
+    tars = sorted((run / "shard").glob("*.tar"))
+    assert tars and all(resident_fraction(tar) == 0 for tar in tars)
+    assert resident_fraction(run / "shard" / "index.parquet") == 1
 
 
 def test_index_offsets_point_at_each_sample(run):
