@@ -106,13 +106,14 @@ def settle_allocator() -> bool:
     ``MALLOC_TRIM_THRESHOLD_BYTES``, blocks under ``MALLOC_MMAP_THRESHOLD_BYTES``); True where it was set
     (glibc only: other C libraries have their own policies).
 
-    glibc hands the top of its heap back to the system once 128 KB of it is free, and gives each block
-    from 128 KB up pages of its own. A fetch part frees its response bodies (~30 MB) and their joined
-    column at its end, and the next part faults as much back in, page by page, each page zeroed by the
-    kernel (a fresh one from the hypervisor in a VM): allocating and freeing one part's bodies in a loop
-    cost 20-37 ms of CPU a part, 3-4 with the threshold, and on the fetch benchmark a worker took 85% fewer
-    page faults. What is kept is reused by the next part: the worker's memory stays at its peak between
-    parts instead of dropping, and the peak is the same."""
+    By default glibc hands the top of its heap back to the system once 128 KB of it is free (a limit that
+    moves with the largest block freed so far), and gives each block from 128 KB up pages of its own. A
+    fetch part frees its response bodies (~30 MB) and their joined column at its end, and the next part
+    faults as much back in, page by page, each page zeroed by the kernel (a fresh one from the hypervisor
+    in a VM): allocating and freeing one part's bodies in a loop cost 20-37 ms of CPU a part, 3-4 with the
+    threshold, and on the fetch benchmark a worker took 85% fewer page faults. What is kept is reused by
+    the next part: the worker's memory stays near its peak between parts instead of dropping, and the
+    peak is about the same."""
     if platform.libc_ver()[0] != "glibc":
         return False
     libc = ctypes.CDLL(None)
